@@ -1,3 +1,3 @@
-"""modelpin: per-tenant foundation-model version pinning and gated canary rollouts, the GitOps way."""
+"""modelpin: per-tenant model version pinning and gated canary rollouts, GitOps style."""
 
 __version__ = "0.1.0"
