@@ -1,0 +1,1 @@
+"""pydantic models of every config file: data and field rules only, no I/O."""

@@ -1,0 +1,63 @@
+"""Shared building blocks of the config models: the strict base model and field types.
+
+Every config model forbids unknown keys and is immutable once validated. Field types
+carry their rule and a message a user can act on; the loader maps pydantic's error
+location back to the YAML node, so messages here never repeat file or line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_ID_RE = re.compile(ID_PATTERN)
+_DURATION_RE = re.compile(r"^(\d+)([mhd])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; validated values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: lowercase letters, digits, '.', '_', '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_check_id)]
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``<n>m``, ``<n>h`` or ``<n>d``; already-parsed timedeltas pass through."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value.strip())
+        if m:
+            return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    raise ValueError(f"{value!r} is not a duration: write <n>m, <n>h or <n>d, e.g. 24h")
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds:
+            return f"{seconds // size}{unit}"
+    return "0h"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
