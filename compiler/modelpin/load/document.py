@@ -1,0 +1,264 @@
+"""One config file: bytes -> plain Python data, with positions recoverable on demand.
+
+The happy path composes the YAML with the C parser and converts nodes to plain data in
+one pass that also rejects duplicate keys and caps alias expansion ("billion laughs").
+Positions are not kept: when a later stage needs the line and column of a value, the
+file's text is composed again and the path walked (dagster's source_position idea, paid
+only on the error path). Keys are always taken as their literal text, so YAML 1.1's
+``no:``/``on:`` never turn into booleans.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from modelpin.diagnostics import Diagnostic, error
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - the C loader ships with PyYAML wheels
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 1 << 20
+"""Config files are small; a larger one is a mistake or an attack."""
+MAX_NODES = 200_000
+"""Nodes visited while converting one file, aliases expanded. A 1 MiB file of distinct
+nodes stays far below; a file that expands past it is an alias bomb."""
+MAX_DEPTH = 64
+
+Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_FLOAT = "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+_constructor = yaml.constructor.SafeConstructor()
+
+
+class _Abort(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Document:
+    """A parsed file. ``data`` is None when the file could not be read or parsed."""
+
+    path: str
+    text: str | None
+    data: Any = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    _root: yaml.Node | None = field(default=None, repr=False)
+
+    @property
+    def lines(self) -> Sequence[str] | None:
+        return None if self.text is None else self.text.splitlines()
+
+    def _node(self) -> yaml.Node | None:
+        if self._root is None and self.text is not None:
+            try:
+                self._root = yaml.compose(self.text, Loader=_Loader)
+            except (yaml.YAMLError, RecursionError):
+                return None
+        return self._root
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, col) of the value at ``path`` (or of its key, with ``key``).
+
+        A path that does not exist resolves to the nearest existing parent: the key of a
+        missing field points at the mapping that lacks it.
+        """
+        node = self._node()
+        if node is None:
+            return 1, 1
+        mark = node.start_mark
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                        mark = k.start_mark if (last and key) else v.start_mark
+                        node = v
+                        break
+                else:
+                    break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    node = node.value[part]
+                    mark = node.start_mark
+                else:
+                    break
+            else:
+                break
+        return mark.line + 1, mark.column + 1
+
+
+def _offset_position(text: bytes, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    line = before.count(b"\n") + 1
+    col = offset - (before.rfind(b"\n") + 1) + 1
+    return line, col
+
+
+def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document:
+    """Parse a YAML (or JSON) file; every fault becomes a diagnostic, never an exception."""
+    if len(raw) > max_bytes:
+        return Document(
+            path,
+            None,
+            diagnostics=[
+                error(
+                    "MP001",
+                    f"file is {len(raw):,} bytes, the limit is {max_bytes:,}",
+                    path,
+                    hint="config files are small; split it or remove generated content",
+                )
+            ],
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _offset_position(raw, exc.start)
+        return Document(
+            path,
+            None,
+            diagnostics=[
+                error(
+                    "MP002",
+                    f"byte 0x{raw[exc.start]:02x} is not valid UTF-8",
+                    path,
+                    line,
+                    col,
+                    hint="save the file as UTF-8",
+                )
+            ],
+        )
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    doc = Document(path, text)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or str(exc)
+        context = f" {exc.context}" if exc.context else ""
+        doc.diagnostics.append(
+            error("MP003", f"syntax error: {problem}{context}", path, line, col,
+                  hint="check indentation, quoting and that there is a single document")
+        )
+        return doc
+    except (yaml.YAMLError, RecursionError) as exc:
+        doc.diagnostics.append(error("MP003", f"syntax error: {exc}", path))
+        return doc
+    if root is None:
+        doc.diagnostics.append(
+            error("MP006", "file is empty", path, hint="a config file is a YAML mapping")
+        )
+        return doc
+    if not isinstance(root, yaml.MappingNode):
+        line, col = root.start_mark.line + 1, root.start_mark.column + 1
+        doc.diagnostics.append(
+            error("MP006", "document is not a mapping", path, line, col,
+                  hint="a config file is a mapping of keys to values, e.g. 'id: ...'")
+        )
+        return doc
+    converter = _Converter(path, doc.diagnostics)
+    try:
+        doc.data = converter.value(root, 0)
+    except _Abort as abort:
+        doc.diagnostics.append(abort.diagnostic)
+        doc.data = None
+    doc._root = None
+    if doc.diagnostics:
+        doc._root = root
+        if any(d.severity == "error" for d in doc.diagnostics):
+            doc.data = None
+    return doc
+
+
+class _Converter:
+    """Nodes -> plain data, with duplicate-key and expansion checks."""
+
+    __slots__ = ("budget", "diagnostics", "path")
+
+    def __init__(self, path: str, diagnostics: list[Diagnostic]) -> None:
+        self.path = path
+        self.diagnostics = diagnostics
+        self.budget = MAX_NODES
+
+    def _at(self, node: yaml.Node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def value(self, node: yaml.Node, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            line, col = self._at(node)
+            raise _Abort(
+                error("MP005", f"the document expands to more than {MAX_NODES:,} nodes",
+                      self.path, line, col,
+                      hint="anchors and aliases ('&a', '*a') expand too far; write values out")
+            )
+        if depth > MAX_DEPTH:
+            line, col = self._at(node)
+            raise _Abort(error("MP012", f"nesting deeper than {MAX_DEPTH} levels",
+                               self.path, line, col))
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, tag)
+        if tag == _MAP:
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    line, col = self._at(key_node)
+                    raise _Abort(error("MP012", "a key must be a plain scalar", self.path,
+                                       line, col))
+                key = key_node.value
+                if key in result:
+                    line, col = self._at(key_node)
+                    self.diagnostics.append(
+                        error("MP004", f"duplicate key '{key}'", self.path, line, col,
+                              hint="a key may appear once in a mapping; remove one")
+                    )
+                result[key] = self.value(value_node, depth + 1)
+            return result
+        if tag == _SEQ:
+            return [self.value(item, depth + 1) for item in node.value]
+        line, col = self._at(node)
+        raise _Abort(error("MP012", f"unsupported YAML tag {tag}", self.path, line, col,
+                           hint="use plain YAML values: mappings, lists, strings, numbers"))
+
+    def _scalar(self, node: yaml.ScalarNode, tag: str) -> Any:
+        if tag == _STR:
+            return node.value
+        if tag == _INT:
+            try:
+                return int(node.value)
+            except ValueError:
+                return _constructor.construct_yaml_int(node)
+        if tag == _BOOL:
+            return node.value.lower() in ("true", "yes", "on", "y")
+        if tag == _NULL:
+            return None
+        if tag == _FLOAT:
+            return _constructor.construct_yaml_float(node)
+        if tag == _TIMESTAMP:
+            return _constructor.construct_yaml_timestamp(node)
+        line, col = self._at(node)
+        raise _Abort(error("MP012", f"unsupported YAML tag {tag}", self.path, line, col,
+                           hint="use plain YAML values: mappings, lists, strings, numbers"))
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

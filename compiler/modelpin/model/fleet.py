@@ -1,0 +1,36 @@
+"""The validated, cross-referenced fleet: what the loader hands to the rollout engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modelpin.model.compatibility import Compatibility
+from modelpin.model.evidence import Evidence
+from modelpin.model.model_version import ModelVersion
+from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.tenant import Tenant
+
+EvidenceKey = tuple[str, str, str]
+"""(tenant, alias, candidate): where an evidence file lives."""
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Every config file of one tree, validated and with every reference resolved.
+
+    ``paths`` maps a logical name (``tenant:<id>``, ``model:<id>``, ``evidence:<t>/<a>/<c>``,
+    ``policy:rollout-groups``, ``policy:artifact``, ``compatibility``) to its repo path,
+    so later layers can point diagnostics at files without reading them.
+    """
+
+    policy: RolloutPolicy
+    artifact: ArtifactPolicy
+    compatibility: Compatibility
+    models: Mapping[str, ModelVersion]
+    tenants: Mapping[str, Tenant]
+    evidence: Mapping[EvidenceKey, Evidence] = field(default_factory=dict)
+    paths: Mapping[str, str] = field(default_factory=dict)
+
+    def tenant_path(self, tenant_id: str) -> str:
+        return self.paths.get(f"tenant:{tenant_id}", f"tenants/{tenant_id}.yaml")

@@ -1,0 +1,61 @@
+"""``model_versions/<id>.yaml``: one exact provider model version."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+
+from modelpin.model.base import Identifier, StrictModel
+
+ModelKind = Literal["chat", "embedding"]
+
+# Parts of a version id that mean "whatever the provider serves today": never a pin.
+FLOATING_TOKENS = frozenset({"latest", "stable", "current", "default", "preview", "newest"})
+_SPLIT = re.compile(r"[-._]")
+
+
+def floating_reason(version_id: str) -> str | None:
+    """Why ``version_id`` is a floating alias rather than an exact version, or None."""
+    tokens = _SPLIT.split(version_id)
+    for token in tokens:
+        if token in FLOATING_TOKENS:
+            return f"'{token}' names whatever the provider serves today"
+    if not any(ch.isdigit() for ch in version_id):
+        return "it carries no version number or snapshot date"
+    return None
+
+
+class ModelVersion(StrictModel):
+    id: Identifier
+    provider: Identifier
+    kind: ModelKind
+    released: date
+    deprecated_on: date | None = None
+    retires_on: date | None = None
+    blocked: bool = False
+    blocked_reason: str | None = None
+    notes: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _exact(cls, value: str) -> str:
+        reason = floating_reason(value)
+        if reason:
+            raise ValueError(f"{value!r} is a floating alias, not an exact version: {reason}")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_and_block(self) -> ModelVersion:
+        if self.blocked and not self.blocked_reason:
+            raise ValueError("a blocked model version needs a 'blocked_reason'")
+        if self.retires_on and self.retires_on < self.released:
+            raise ValueError("'retires_on' is before 'released'")
+        if self.deprecated_on and self.retires_on and self.retires_on < self.deprecated_on:
+            raise ValueError("'retires_on' is before 'deprecated_on'")
+        return self
+
+    def retired(self, today: date) -> bool:
+        return self.retires_on is not None and self.retires_on <= today

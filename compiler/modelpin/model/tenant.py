@@ -1,0 +1,91 @@
+"""``tenants/<id>.yaml``: one tenant, its aliases, pins and rollouts in flight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from modelpin.model.base import Identifier, StrictModel
+from modelpin.model.model_version import ModelKind
+
+Stage = Literal["shadow", "canary", "paused", "rolled-back"]
+FailurePolicy = Literal["fallback-stable", "structured-error"]
+
+
+def _percent(value: float) -> float:
+    if not 0 < value <= 100:
+        raise ValueError(f"percent {value:g} is outside (0, 100]")
+    if round(value * 100) != value * 100:
+        raise ValueError(f"percent {value:g} is finer than 0.01")
+    return value
+
+
+class BetsSuiteRef(StrictModel):
+    id: Identifier
+    version: int = Field(ge=1)
+
+
+class Approval(StrictModel):
+    percent: float
+    by: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    at: AwareDatetime
+
+    _check_percent = field_validator("percent")(_percent)
+
+
+class Rollout(StrictModel):
+    candidate: Identifier
+    stage: Stage
+    percent: float | None = None
+    since: AwareDatetime
+    reason: str | None = None
+    prompt_changes_ack: bool = False
+    approvals: list[Approval] = []
+
+    @field_validator("percent")
+    @classmethod
+    def _percent_range(cls, value: float | None) -> float | None:
+        return None if value is None else _percent(value)
+
+    @model_validator(mode="after")
+    def _stage_fields(self) -> Rollout:
+        if self.stage in ("canary", "paused") and self.percent is None:
+            raise ValueError(f"a {self.stage} rollout needs 'percent' (a step of the ladder)")
+        if self.stage == "shadow" and self.percent is not None:
+            raise ValueError("a shadow rollout carries no 'percent': shadow serves no traffic")
+        if self.stage in ("paused", "rolled-back") and not (self.reason and self.reason.strip()):
+            raise ValueError(f"a {self.stage} rollout needs a 'reason'")
+        return self
+
+
+class Alias(StrictModel):
+    kind: ModelKind
+    pin: Identifier
+    rollout: Rollout | None = None
+
+    @model_validator(mode="after")
+    def _candidate_differs(self) -> Alias:
+        if self.rollout is not None and self.rollout.candidate == self.pin:
+            raise ValueError("the rollout's 'candidate' is the current 'pin'")
+        return self
+
+
+class Tenant(StrictModel):
+    id: Identifier
+    group: Identifier
+    workload: Identifier
+    freeze: bool = False
+    override_allowed: bool = False
+    failure_policy: FailurePolicy = "fallback-stable"
+    bets_suite: BetsSuiteRef | None = None
+    tools: dict[str, dict[str, Any]] = {}
+    aliases: dict[Identifier, Alias] = Field(min_length=1)
+    owner: str | None = None
+    notes: str | None = None
+
+
+def format_time(value: datetime) -> str:
+    """The form times take in YAML, JSON and the artifact: UTC, seconds, 'Z'."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
