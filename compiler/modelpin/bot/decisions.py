@@ -1,0 +1,343 @@
+"""Judging a rollout in flight from telemetry: pure functions over values.
+
+Rules, in order:
+
+1. Per signal, a three-valued verdict. Fewer than ``min_samples`` in either cohort, or
+   no data, is **inconclusive**. A canary value beyond the signal's absolute ``limit``
+   (coercion over 2% always) **fails**. Otherwise the *regression* ``d`` — how much worse
+   the canary is than stable, in the signal's own units, positive = worse — gets a
+   one-sided confidence interval at the signal's ``confidence``: the lower bound above
+   ``tolerance`` **fails** (significantly worse than allowed), the upper bound below
+   ``tolerance`` **passes** (significantly within the margin), else **inconclusive**.
+   Rates use the two-proportion (Agresti–Caffo adjusted Wald) interval, means a
+   Welch-style z on mean, std and count (an unreported std is taken as 0.5, the widest
+   spread of a score in 0..1, which can only make the verdict more cautious).
+2. Per rollout: any fail -> the most severe failing signal's action (rollback > pause >
+   escalate); all pass and the rollout engine allows the next step -> advance; anything
+   else -> hold, with every reason. Inconclusive data never advances and never rolls back.
+
+The rollout engine's answer is an input (``next_step_allowed``, ``blocked_reasons``):
+this module does not know the transition rules and must not grow a second copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from statistics import NormalDist
+from typing import Any, Literal
+
+from modelpin.model.signals import FailAction, SignalName, SignalPolicy, SignalsPolicy
+
+from .observations import MeanObservation, Observation, RateObservation, RolloutTelemetry
+
+Result = Literal["pass", "fail", "inconclusive"]
+ProposalKind = Literal["advance", "rollback", "pause", "escalate", "hold"]
+
+UNREPORTED_STD = 0.5
+_SEVERITY: dict[str, int] = {"rollback": 3, "pause": 2, "escalate": 1}
+
+
+@dataclass(frozen=True)
+class RolloutRef:
+    """The rollout being judged, as the tenant file has it."""
+
+    tenant: str
+    alias: str
+    pin: str
+    candidate: str
+    stage: str  # shadow | canary | paused | rolled-back
+    percent: float | None
+    since: datetime | None = None
+    group: str | None = None
+    manual_approval: bool = False
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The transition the rollout engine proposes next: a canary step or promotion."""
+
+    kind: Literal["canary", "promote"]
+    percent: float | None = None
+
+    def describe(self) -> str:
+        if self.kind == "promote":
+            return "promote the candidate to pin"
+        return f"canary {_pct(self.percent)}"
+
+
+@dataclass(frozen=True)
+class CohortValue:
+    value: float | None
+    samples: int
+
+
+@dataclass(frozen=True)
+class SignalVerdict:
+    """One signal's verdict with everything a reviewer needs to check it.
+
+    ``regression`` is canary-worse-than-stable (positive = worse) and ``interval`` its
+    one-sided bounds at ``confidence``; ``threshold`` is the regression the policy
+    tolerates; ``limit`` the absolute bound on the canary value, if any.
+    """
+
+    signal: SignalName
+    kind: str
+    direction: str
+    result: Result
+    reason: str
+    stable: CohortValue
+    canary: CohortValue
+    min_samples: int
+    confidence: float
+    threshold: float
+    limit: float | None = None
+    regression: float | None = None
+    interval: tuple[float, float] | None = None
+    action: FailAction = "rollback"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["interval"] = list(self.interval) if self.interval else None
+        return data
+
+
+@dataclass(frozen=True)
+class Proposal:
+    kind: ProposalKind
+    rollout: RolloutRef
+    verdicts: tuple[SignalVerdict, ...]
+    reasons: tuple[str, ...]
+    next_step: NextStep | None = None
+    window: str = ""
+    source: str = ""
+    failures: tuple[dict[str, str | None], ...] = field(default_factory=tuple)
+
+    @property
+    def breached(self) -> tuple[SignalVerdict, ...]:
+        return tuple(v for v in self.verdicts if v.result == "fail")
+
+    @property
+    def branch(self) -> str:
+        return f"modelpin/{self.kind}/{self.rollout.tenant}/{self.rollout.alias}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable verdict carried by the PR (hidden marker)."""
+        r = self.rollout
+        return {
+            "proposal": self.kind,
+            "tenant": r.tenant,
+            "alias": r.alias,
+            "pin": r.pin,
+            "candidate": r.candidate,
+            "stage": r.stage,
+            "percent": r.percent,
+            "next_step": asdict(self.next_step) if self.next_step else None,
+            "window": self.window,
+            "source": self.source,
+            "reasons": list(self.reasons),
+            "signals": [v.to_json() for v in self.verdicts],
+        }
+
+
+# --- signal verdicts -----------------------------------------------------------------
+
+
+def judge_signal(
+    name: SignalName,
+    policy: SignalPolicy,
+    stable: Observation | None,
+    canary: Observation | None,
+    limit: float | None = None,
+) -> SignalVerdict:
+    """The verdict of one signal; ``limit`` is the effective absolute bound."""
+    threshold = policy.tolerance
+    base = SignalVerdict(
+        signal=name,
+        kind=policy.kind,
+        direction=policy.direction,
+        result="inconclusive",
+        reason="",
+        stable=_cohort(stable),
+        canary=_cohort(canary),
+        min_samples=policy.min_samples,
+        confidence=policy.confidence,
+        threshold=threshold,
+        limit=limit,
+        action=policy.action,
+    )
+    if stable is None or canary is None:
+        missing = " and ".join(c for c, o in (("stable", stable), ("canary", canary)) if o is None)
+        return replace(base, reason=f"no data for {missing}")
+    expected = RateObservation if policy.kind == "rate" else MeanObservation
+    if not (isinstance(stable, expected) and isinstance(canary, expected)):
+        raise ValueError(f"{name}: observations do not match the signal kind {policy.kind}")
+    short = [
+        f"{c} {o.samples} < {policy.min_samples}"
+        for c, o in (("stable", stable), ("canary", canary))
+        if o.samples < policy.min_samples
+    ]
+    if short:
+        return replace(base, reason="too few samples: " + ", ".join(short))
+
+    worse_sign = 1.0 if policy.direction == "lower_is_better" else -1.0
+    canary_value = canary.value
+    assert canary_value is not None  # samples >= min_samples >= 1
+    z = NormalDist().inv_cdf(policy.confidence)
+    if isinstance(stable, RateObservation) and isinstance(canary, RateObservation):
+        diff, se = _two_proportion(canary, stable)
+    else:
+        assert isinstance(stable, MeanObservation) and isinstance(canary, MeanObservation)
+        diff, se = _welch(canary, stable)
+    regression = worse_sign * diff
+    low, high = regression - z * se, regression + z * se
+    base = replace(base, regression=regression, interval=(low, high))
+
+    if limit is not None and worse_sign * (canary_value - limit) > 0:
+        side = "above the maximum" if worse_sign > 0 else "below the minimum"
+        return replace(
+            base, result="fail", reason=f"canary {_num(canary_value)} is {side} {_num(limit)}"
+        )
+    if low > threshold:
+        return replace(
+            base,
+            result="fail",
+            reason=(
+                f"canary worse than stable by {_num(regression)} "
+                f"(at least {_num(low)} at {policy.confidence:.0%}), "
+                f"tolerance {_num(threshold)}"
+            ),
+        )
+    if high < threshold:
+        return replace(
+            base,
+            result="pass",
+            reason=(
+                f"canary within tolerance {_num(threshold)} of stable "
+                f"(at most {_num(high)} worse at {policy.confidence:.0%})"
+            ),
+        )
+    return replace(
+        base,
+        reason=(
+            f"difference {_num(regression)} not significant either way: "
+            f"bounds {_num(low)}..{_num(high)} straddle tolerance {_num(threshold)}"
+        ),
+    )
+
+
+def _two_proportion(canary: RateObservation, stable: RateObservation) -> tuple[float, float]:
+    """Difference of proportions (canary - stable) and its Agresti–Caffo standard error.
+
+    Adding one event and one non-event per cohort keeps the interval honest near 0 and
+    1, where the bare Wald interval collapses to zero width.
+    """
+    diff = canary.events / canary.total - stable.events / stable.total
+    pc = (canary.events + 1) / (canary.total + 2)
+    ps = (stable.events + 1) / (stable.total + 2)
+    se = math.sqrt(pc * (1 - pc) / (canary.total + 2) + ps * (1 - ps) / (stable.total + 2))
+    return diff, se
+
+
+def _welch(canary: MeanObservation, stable: MeanObservation) -> tuple[float, float]:
+    sc = UNREPORTED_STD if canary.std is None else canary.std
+    ss = UNREPORTED_STD if stable.std is None else stable.std
+    se = math.sqrt(sc * sc / canary.count + ss * ss / stable.count)
+    return canary.mean - stable.mean, se
+
+
+def two_proportion_z(canary: RateObservation, stable: RateObservation) -> float:
+    """The classic pooled two-proportion z statistic (canary - stable), for reports."""
+    n1, n2 = canary.total, stable.total
+    pooled = (canary.events + stable.events) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    diff = canary.events / n1 - stable.events / n2
+    return 0.0 if se == 0 else diff / se
+
+
+def judge_signals(policy: SignalsPolicy, telemetry: RolloutTelemetry) -> tuple[SignalVerdict, ...]:
+    return tuple(
+        judge_signal(
+            name,
+            signal,
+            telemetry.stable.signals.get(name),
+            telemetry.canary.signals.get(name),
+            limit=policy.effective_limit(name),
+        )
+        for name, signal in policy.signals.items()
+    )
+
+
+# --- the rollout verdict -------------------------------------------------------------
+
+
+def decide(
+    rollout: RolloutRef,
+    policy: SignalsPolicy,
+    telemetry: RolloutTelemetry,
+    *,
+    next_step_allowed: bool,
+    next_step: NextStep | None,
+    blocked_reasons: Sequence[str] = (),
+) -> Proposal:
+    """Judge one rollout in flight; the engine's answer about the next step is an input.
+
+    ``next_step`` is what the engine would do next (``None`` when there is none);
+    ``next_step_allowed`` and ``blocked_reasons`` are its verdict on it.
+    """
+    verdicts = judge_signals(policy, telemetry)
+    failures = tuple(
+        {"kind": f.kind, "detail": f.detail, "ref": f.ref} for f in telemetry.canary.failures
+    )
+
+    def proposal(
+        kind: ProposalKind, reasons: Sequence[str], step: NextStep | None = None
+    ) -> Proposal:
+        return Proposal(
+            kind=kind,
+            rollout=rollout,
+            verdicts=verdicts,
+            reasons=tuple(reasons),
+            next_step=step,
+            window=telemetry.window,
+            source=telemetry.source,
+            failures=failures,
+        )
+
+    if rollout.stage == "rolled-back":
+        return proposal("hold", ["already rolled back"])
+
+    failed = [v for v in verdicts if v.result == "fail"]
+    if failed:
+        action = max((v.action for v in failed), key=lambda a: _SEVERITY[a])
+        reasons = [f"{v.signal} failed: {v.reason} -> {v.action}" for v in failed]
+        if action == "pause" and rollout.stage == "paused":
+            return proposal("hold", ["already paused; breach persists", *reasons])
+        return proposal(action, reasons)
+
+    held = [f"{v.signal} inconclusive: {v.reason}" for v in verdicts if v.result != "pass"]
+    if next_step is None:
+        held.append("no next step: the rollout is complete or waiting for a human")
+    elif not next_step_allowed:
+        blocked = "; ".join(blocked_reasons) or "no reason given"
+        held.append(f"{next_step.describe()} not allowed: {blocked}")
+    if held:
+        return proposal("hold", held, next_step)
+    assert next_step is not None
+    return proposal("advance", [f"all signals pass; {next_step.describe()} is allowed"], next_step)
+
+
+def _cohort(obs: Observation | None) -> CohortValue:
+    if obs is None:
+        return CohortValue(value=None, samples=0)
+    return CohortValue(value=obs.value, samples=obs.samples)
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _pct(p: float | None) -> str:
+    return "?%" if p is None else f"{p:g}%"
