@@ -11,7 +11,14 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -34,7 +41,11 @@ def _check_id(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_check_id)]
+Identifier = Annotated[
+    str,
+    AfterValidator(_check_id),
+    WithJsonSchema({"type": "string", "pattern": ID_PATTERN}),
+]
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -60,4 +71,5 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+[mhd]$", "examples": ["24h", "30d"]}),
 ]

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Literal
 
 from pydantic import field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from modelpin.model.base import Identifier, StrictModel
 
@@ -44,7 +45,11 @@ class ModelVersion(StrictModel):
     def _exact(cls, value: str) -> str:
         reason = floating_reason(value)
         if reason:
-            raise ValueError(f"{value!r} is a floating alias, not an exact version: {reason}")
+            raise PydanticCustomError(
+                "floating_version",
+                "{value!r} is a floating alias, not an exact version: {reason}",
+                {"value": value, "reason": reason},
+            )
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,141 @@
+"""Small fleets for tests, written as real YAML trees (and git repositories).
+
+``FleetSpec`` holds plain dicts; ``write`` turns them into files exactly as a user would
+keep them. Tests change one thing and write: a fleet never depends on the example fleet
+shipped at the repository root.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NOW = "2026-03-25T12:00:00Z"
+"""The time most tests evaluate at."""
+
+GROUPS: dict[str, Any] = {
+    "pioneers": {"after": [], "ladder": [100], "soak": "0h", "approval": "none",
+                 "shadow": "0h", "bets": {"min_pass_rate": 0.90, "min_cases": 50}},
+    "early": {"after": ["pioneers"], "ladder": [10, 100], "soak": "24h", "approval": "none",
+              "shadow": "24h", "bets": {"min_pass_rate": 0.95, "min_cases": 200}},
+    "standard": {"after": ["early"], "ladder": [5, 25, 50, 100], "soak": "24h",
+                 "approval": "none", "shadow": "24h",
+                 "bets": {"min_pass_rate": 0.95, "min_cases": 200}},
+    "conservative": {"after": ["standard"], "ladder": [1, 5, 25, 50, 100], "soak": "72h",
+                     "approval": "manual", "shadow": "72h",
+                     "bets": {"min_pass_rate": 0.98, "min_cases": 500}},
+}
+
+MODELS: dict[str, dict[str, Any]] = {
+    "gpt-5-2026-01-10": {"provider": "openai", "kind": "chat", "released": "2026-01-10"},
+    "gpt-5-2026-03-14": {"provider": "openai", "kind": "chat", "released": "2026-03-14"},
+    "claude-4-20260201": {"provider": "anthropic", "kind": "chat", "released": "2026-02-01"},
+    "emb-4-2026-02-01": {"provider": "openai", "kind": "embedding", "released": "2026-02-01"},
+}
+
+COMPATIBILITY: dict[str, Any] = {
+    "workloads": ["chat", "json-extraction", "classification", "tool-agent"],
+    "upgrades": [
+        {"from": "gpt-5-2026-01-10", "to": "gpt-5-2026-03-14",
+         "verdicts": {"chat": "compatible", "json-extraction": "breaking",
+                      "classification": "needs-prompt-changes", "tool-agent": "compatible"}},
+    ],
+}
+
+
+def tenant(tid: str, group: str = "standard", workload: str = "chat",
+           pin: str = "gpt-5-2026-01-10", rollout: dict[str, Any] | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """A tenant with one chat alias ``primary``."""
+    alias: dict[str, Any] = {"kind": "chat", "pin": pin}
+    if rollout is not None:
+        alias["rollout"] = rollout
+    doc: dict[str, Any] = {"id": tid, "group": group, "workload": workload,
+                           "bets_suite": {"id": f"{tid}-suite", "version": 1},
+                           "aliases": {"primary": alias}}
+    doc.update(extra)
+    return doc
+
+
+def evidence(tid: str, alias: str = "primary", baseline: str = "gpt-5-2026-01-10",
+             candidate: str = "gpt-5-2026-03-14", cases: int = 600, passed: int = 600,
+             run_at: str = "2026-03-20T00:00:00Z", judge: str = "claude-4-20260201",
+             suite: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"tenant": tid, "alias": alias, "baseline": baseline, "candidate": candidate,
+            "suite": suite or {"id": f"{tid}-suite", "version": 1}, "judge": judge,
+            "run_at": run_at, "cases": cases, "passed": passed, "failures": []}
+
+
+@dataclass
+class FleetSpec:
+    groups: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(GROUPS))
+    models: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(MODELS))
+    compatibility: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(COMPATIBILITY))
+    tenants: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"t1": tenant("t1")}
+    )
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    artifact: dict[str, Any] | None = None
+    policy_extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, doc: dict[str, Any]) -> FleetSpec:
+        self.tenants[doc["id"]] = doc
+        return self
+
+    def write(self, root: Path) -> Path:
+        """Write the tree under ``root`` (existing config folders are replaced)."""
+        import shutil
+
+        for top in ("policies", "model_versions", "tenants", "evidence"):
+            shutil.rmtree(root / top, ignore_errors=True)
+            (root / top).mkdir(parents=True)
+        _dump(root / "policies/rollout-groups.yaml",
+              {"groups": self.groups, "evidence_max_age": "30d", "sunset_warning_days": 60,
+               **self.policy_extra})
+        if self.artifact is not None:
+            _dump(root / "policies/artifact.yaml", self.artifact)
+        for mid, model in self.models.items():
+            _dump(root / f"model_versions/{mid}.yaml", {"id": mid, **model})
+        _dump(root / "model_versions/compatibility.yaml", self.compatibility)
+        for tid, doc in self.tenants.items():
+            _dump(root / f"tenants/{tid}.yaml", doc)
+        for ev in self.evidence:
+            path = root / "evidence" / ev["tenant"] / ev["alias"] / f"{ev['candidate']}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(ev, indent=2) + "\n")
+        return root
+
+
+def _dump(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+
+
+def git(repo: Path, *args: str, date: str | None = None) -> str:
+    """Run git in ``repo`` with a fixed identity (and commit date, when given)."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    if date:
+        env["GIT_AUTHOR_DATE"] = date
+        env["GIT_COMMITTER_DATE"] = date
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          env=env, check=True)
+    return proc.stdout.strip()
+
+
+def init_repo(repo: Path) -> Path:
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    return repo
+
+
+def commit_all(repo: Path, message: str, date: str = NOW) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message, date=date)
+    return git(repo, "rev-parse", "HEAD")
