@@ -1,0 +1,228 @@
+"""GitHub REST API client for the bot's pull requests, over an injected ``httpx.Client``.
+
+Only what the bot needs: find the PR of a branch, create, update (PATCH only when the
+title or body changed), add labels, comment. Mutating calls are spaced by at least
+``min_interval`` seconds (GitHub asks for a second between content-creating requests).
+Rate limits are honoured: ``retry-after``, else ``x-ratelimit-reset`` when
+``x-ratelimit-remaining`` is 0. 5xx answers and timeouts are retried a bounded number
+of times with exponential backoff. ``sleep`` and the clocks are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+API_VERSION = "2022-11-28"
+
+
+class GitHubError(Exception):
+    """GitHub refused or failed a request after the allowed retries."""
+
+    def __init__(self, status: int | None, message: str, errors: Sequence[Any] = ()) -> None:
+        super().__init__(f"GitHub API {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    html_url: str
+    state: str
+    head_ref: str
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    merged: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PullRequest:
+        return cls(
+            number=int(data["number"]),
+            html_url=str(data.get("html_url", "")),
+            state=str(data.get("state", "open")),
+            head_ref=str(data.get("head", {}).get("ref", "")),
+            title=str(data.get("title") or ""),
+            body=str(data.get("body") or ""),
+            labels=tuple(str(label["name"]) for label in data.get("labels", [])),
+            merged=data.get("merged_at") is not None,
+        )
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        http: httpx.Client,
+        owner: str,
+        repo: str,
+        token: str,
+        *,
+        min_interval: float = 1.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        max_wait: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = http
+        self.owner = owner
+        self.repo = repo
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "modelpin-bot",
+        }
+        self.min_interval = min_interval
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._last_mutation: float | None = None
+
+    @classmethod
+    def from_env(cls, http: httpx.Client, repository: str, **kw: Any) -> GitHubClient:
+        """``repository`` is ``owner/name``; the token is ``GITHUB_TOKEN`` (or ``GH_TOKEN``)."""
+        token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+        if not token:
+            raise GitHubError(None, "set GITHUB_TOKEN to a token that may open pull requests")
+        owner, _, name = repository.partition("/")
+        if not owner or not name:
+            raise GitHubError(None, f"repository {repository!r} is not owner/name")
+        return cls(http, owner, name, token, **kw)
+
+    # --- endpoints ---------------------------------------------------------------------
+
+    def find_pr(self, branch: str) -> PullRequest | None:
+        """The PR whose head is ``branch`` in this repository: open first, else the newest."""
+        data = self._request(
+            "GET",
+            self._path("pulls"),
+            params={"head": f"{self.owner}:{branch}", "state": "all", "per_page": "100"},
+        )
+        prs = [PullRequest.from_json(item) for item in data]
+        prs = [p for p in prs if p.head_ref == branch]
+        if not prs:
+            return None
+        return sorted(prs, key=lambda p: (p.state == "open", p.number))[-1]
+
+    def create_pr(self, branch: str, base: str, title: str, body: str) -> PullRequest:
+        """Open a PR; a 422 "already exists" means someone (us, earlier) did: return it."""
+        try:
+            data = self._request(
+                "POST",
+                self._path("pulls"),
+                json={"title": title, "head": branch, "base": base, "body": body},
+            )
+        except GitHubError as exc:
+            if exc.status == 422 and _already_exists(exc):
+                found = self.find_pr(branch)
+                if found is not None:
+                    return found
+            raise
+        return PullRequest.from_json(data)
+
+    def update_pr(self, pr: PullRequest, title: str, body: str) -> tuple[PullRequest, bool]:
+        """PATCH title and body only when they differ; returns (pr, whether it changed)."""
+        changes = {k: v for k, v in (("title", title), ("body", body)) if getattr(pr, k) != v}
+        if not changes:
+            return pr, False
+        data = self._request("PATCH", self._path(f"pulls/{pr.number}"), json=changes)
+        return PullRequest.from_json(data), True
+
+    def add_labels(self, pr: PullRequest, labels: Iterable[str]) -> tuple[str, ...]:
+        """Add the labels the PR lacks (none -> no call); returns the labels added."""
+        missing = tuple(label for label in dict.fromkeys(labels) if label not in pr.labels)
+        if missing:
+            self._request(
+                "POST", self._path(f"issues/{pr.number}/labels"), json={"labels": list(missing)}
+            )
+        return missing
+
+    def comments(self, number: int) -> list[str]:
+        data = self._request(
+            "GET", self._path(f"issues/{number}/comments"), params={"per_page": "100"}
+        )
+        return [str(c.get("body") or "") for c in data]
+
+    def comment(self, number: int, body: str) -> None:
+        self._request("POST", self._path(f"issues/{number}/comments"), json={"body": body})
+
+    # --- transport ---------------------------------------------------------------------
+
+    def _path(self, tail: str) -> str:
+        return f"/repos/{self.owner}/{self.repo}/{tail}"
+
+    def _space_mutation(self) -> None:
+        if self._last_mutation is not None:
+            wait = self.min_interval - (self._monotonic() - self._last_mutation)
+            if wait > 0:
+                self._sleep(wait)
+        self._last_mutation = self._monotonic()
+
+    def _request(self, method: str, path: str, **kw: Any) -> Any:
+        mutating = method != "GET"
+        attempt = 0
+        while True:
+            if mutating:
+                self._space_mutation()
+            try:
+                response = self.http.request(method, path, headers=self._headers, **kw)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt >= self.max_retries:
+                    raise GitHubError(None, f"{method} {path}: {exc!r}") from exc
+                self._sleep(self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            if response.is_success:
+                return response.json() if response.content else None
+            wait = self._rate_limit_wait(response)
+            retryable = wait is not None or response.status_code >= 500
+            if retryable and attempt < self.max_retries:
+                self._sleep(wait if wait is not None else self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            raise _error(response)
+
+    def _rate_limit_wait(self, response: httpx.Response) -> float | None:
+        if response.status_code not in (403, 429):
+            return None
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            return self._bounded(float(retry_after))
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            reset = float(response.headers.get("x-ratelimit-reset", "0"))
+            return self._bounded(max(0.0, reset - self._wall_clock()) + 1.0)
+        if "rate limit" in response.text.lower():
+            return self._bounded(60.0)  # a secondary limit without headers: wait a minute
+        return None  # a plain 403: permissions, not a limit
+
+    def _bounded(self, seconds: float) -> float:
+        if seconds > self.max_wait:
+            raise GitHubError(None, f"GitHub asks to wait {seconds:.0f}s (> {self.max_wait}s)")
+        return seconds
+
+
+def _error(response: httpx.Response) -> GitHubError:
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"message": response.text[:200]}
+    if not isinstance(data, dict):
+        data = {"message": str(data)}
+    return GitHubError(response.status_code, str(data.get("message", "")), data.get("errors", []))
+
+
+def _already_exists(exc: GitHubError) -> bool:
+    texts = [exc.message] + [str(e.get("message", "")) for e in exc.errors if isinstance(e, dict)]
+    return any("already exists" in t for t in texts)

@@ -1,0 +1,208 @@
+"""A small GitHub REST API on 127.0.0.1 for the bot's tests: real HTTP, documented shapes.
+
+Implements only the endpoints the bot calls (list/create/update pulls, add labels,
+list/create issue comments), records every request, and can be told to answer the
+next matching request with an injected status (403 + retry-after, 502...).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Injection:
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+class FakeGitHub:
+    def __init__(self, owner: str = "acme", repo: str = "fleet", token: str = "t0k") -> None:
+        self.owner, self.repo, self.token = owner, repo, token
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.requests: list[Recorded] = []
+        self.injections: list[Injection] = []
+        self._next = 1
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                fake._serve(self)
+
+            do_GET = do_POST = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FakeGitHub:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def inject(self, method: str, path: str, status: int, **kw: Any) -> None:
+        self.injections.append(Injection(method, path, status, **kw))
+
+    def calls(self) -> list[tuple[str, str]]:
+        return [(r.method, r.path) for r in self.requests]
+
+    # --- the API -----------------------------------------------------------------------
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(h.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        length = int(h.headers.get("Content-Length") or 0)
+        body = json.loads(h.rfile.read(length)) if length else None
+        with self._lock:
+            self.requests.append(
+                Recorded(
+                    h.command, url.path, query, body, {k.lower(): v for k, v in h.headers.items()}
+                )
+            )
+            status, headers, payload = self._route(h, url.path, query, body)
+        data = json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json; charset=utf-8")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _route(
+        self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        for inj in self.injections:
+            if inj.method == h.command and inj.path == path:
+                self.injections.remove(inj)
+                return inj.status, inj.headers, inj.body or {"message": "injected"}
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, {}, {"message": "Bad credentials", "status": "401"}
+        prefix = f"/repos/{self.owner}/{self.repo}/"
+        if not path.startswith(prefix):
+            return 404, {}, {"message": "Not Found"}
+        parts = path[len(prefix) :].split("/")
+        if parts == ["pulls"] and h.command == "GET":
+            owner, _, branch = query.get("head", ":").partition(":")
+            state = query.get("state", "open")
+            found = [
+                p
+                for p in self.pulls.values()
+                if (not branch or (owner == self.owner and p["head"]["ref"] == branch))
+                and (state == "all" or p["state"] == state)
+            ]
+            return 200, {}, sorted(found, key=lambda p: -p["number"])
+        if parts == ["pulls"] and h.command == "POST":
+            return self._create(body)
+        if len(parts) == 2 and parts[0] == "pulls" and h.command == "PATCH":
+            pr = self.pulls.get(int(parts[1]))
+            if pr is None:
+                return 404, {}, {"message": "Not Found"}
+            for key in ("title", "body", "state"):
+                if key in body:
+                    pr[key] = body[key]
+            return 200, {}, pr
+        if len(parts) == 3 and parts[0] == "issues" and parts[2] == "labels":
+            pr = self.pulls[int(parts[1])]
+            for name in body["labels"]:
+                if name not in [label["name"] for label in pr["labels"]]:
+                    pr["labels"].append(
+                        {
+                            "id": len(pr["labels"]) + 1,
+                            "name": name,
+                            "color": "ededed",
+                            "default": False,
+                        }
+                    )
+            return 200, {}, pr["labels"]
+        if len(parts) == 3 and parts[0] == "issues" and parts[2] == "comments":
+            thread = self.comments.setdefault(int(parts[1]), [])
+            if h.command == "GET":
+                return 200, {}, thread
+            comment = {
+                "id": 1000 + len(thread),
+                "body": body["body"],
+                "user": {"login": "modelpin-bot"},
+            }
+            thread.append(comment)
+            return 201, {}, comment
+        return 404, {}, {"message": "Not Found"}
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        missing = [k for k in ("head", "base") if not body.get(k)]
+        if missing:
+            return (
+                422,
+                {},
+                {
+                    "message": "Validation Failed",
+                    "errors": [
+                        {"resource": "PullRequest", "field": k, "code": "missing_field"}
+                        for k in missing
+                    ],
+                },
+            )
+        branch = body["head"].split(":", 1)[-1]
+        if any(p["head"]["ref"] == branch and p["state"] == "open" for p in self.pulls.values()):
+            return (
+                422,
+                {},
+                {
+                    "message": "Validation Failed",
+                    "errors": [
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {self.owner}:{branch}.",
+                        }
+                    ],
+                    "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+                },
+            )
+        number = self._next
+        self._next += 1
+        pr = {
+            "number": number,
+            "state": "open",
+            "title": body.get("title", ""),
+            "body": body.get("body"),
+            "html_url": f"https://github.com/{self.owner}/{self.repo}/pull/{number}",
+            "url": f"https://api.github.com/repos/{self.owner}/{self.repo}/pulls/{number}",
+            "head": {"ref": branch, "label": f"{self.owner}:{branch}"},
+            "base": {"ref": body["base"]},
+            "labels": [],
+            "merged_at": None,
+            "draft": bool(body.get("draft", False)),
+        }
+        self.pulls[number] = pr
+        return 201, {"Location": pr["url"]}, pr
