@@ -1,0 +1,33 @@
+"""Why a transition is blocked: a stable code, a sentence with the numbers, a field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ModelPath = tuple[str | int, ...]
+"""Path of a field inside a tenant file, e.g. ``("aliases", "primary", "rollout", "percent")``."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One blocking reason. ``code`` is an ``MP1xx`` code of ``modelpin.diagnostics``.
+
+    ``path`` names the field of the tenant file the reason is about (the changed field
+    when judging a change), so a caller holding the document can report a position.
+    """
+
+    code: str
+    message: str
+    path: ModelPath = ()
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def alias_path(alias: str, *rest: str | int) -> ModelPath:
+    return ("aliases", alias, *rest)
+
+
+def rollout_path(alias: str, *rest: str | int) -> ModelPath:
+    return ("aliases", alias, "rollout", *rest)
