@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import git
-import pytest
 
 from modelpin.bot.git import BOT_EMAIL, BOT_TRAILER, ProposalGit, commit_message
 from modelpin.bot.yaml_edit import apply_advance
 
-TENANT_TEXT = (Path(__file__).parent / "tenants" / "acme-legal.yaml").read_text()
-PATH = "tenants/acme-legal.yaml"
+from .conftest import PATH, TENANT_TEXT, run
+
 BRANCH = "modelpin/advance/acme-legal/primary-reasoning"
 NOW = datetime(2026, 3, 21, 10, 0, tzinfo=UTC)
-
-
-def run(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-@pytest.fixture
-def remote_and_clone(tmp_path: Path) -> tuple[Path, Path]:
-    remote = tmp_path / "remote.git"
-    run(tmp_path, "init", "--bare", "-b", "main", str(remote))
-    seed = tmp_path / "seed"
-    run(tmp_path, "clone", str(remote), str(seed))
-    for key, value in (("user.name", "Jane"), ("user.email", "jane@acme.example")):
-        run(seed, "config", key, value)
-    (seed / "tenants").mkdir()
-    (seed / PATH).write_text(TENANT_TEXT)
-    run(seed, "add", ".")
-    run(seed, "commit", "-m", "fleet")
-    run(seed, "push", "origin", "main")
-    clone = tmp_path / "clone"
-    run(tmp_path, "clone", str(remote), str(clone))
-    return remote, clone
 
 
 def message() -> str:

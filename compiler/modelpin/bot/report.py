@@ -1,0 +1,177 @@
+"""PR title and body of a proposal: summary, signals table, evidence, plan, marker.
+
+Rendering is pure and deterministic (same proposal -> same bytes), so a second bot
+run finds the body unchanged and PATCHes nothing. The hidden marker carries the
+machine-readable verdict; :func:`parse_marker` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .decisions import Proposal, SignalVerdict
+
+MARKER_RE = re.compile(r"<!-- modelpin-bot: (\{.*?\}) -->", re.DOTALL)
+_ICON = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "inconclusive"}
+
+
+def title(proposal: Proposal) -> str:
+    r = proposal.rollout
+    where = f"{r.tenant}/{r.alias}"
+    if proposal.kind == "advance" and proposal.next_step is not None:
+        return f"modelpin: advance {where} to {proposal.next_step.describe()} ({r.candidate})"
+    if proposal.kind == "rollback":
+        return f"modelpin: roll back {where} from {r.candidate}"
+    if proposal.kind == "pause":
+        return f"modelpin: pause {where} at {_pct(r.percent)} ({r.candidate})"
+    return f"modelpin: {proposal.kind} {where} ({r.candidate})"
+
+
+def body(proposal: Proposal, plan_markdown: str, evidence: Sequence[str] = ()) -> str:
+    """The PR body; for a rollback, the incident report."""
+    if proposal.kind == "rollback":
+        return _incident(proposal, plan_markdown, evidence)
+    r = proposal.rollout
+    parts = [
+        "## Summary",
+        "",
+        f"**{proposal.kind}** `{r.tenant}` / `{r.alias}`: candidate `{r.candidate}` "
+        f"(pin `{r.pin}`), now {r.stage} {_pct(r.percent)}.",
+        "",
+        *[f"- {reason}" for reason in proposal.reasons],
+        "",
+        "## Signals",
+        "",
+        _table(proposal.verdicts),
+        "",
+        *_evidence(proposal, evidence),
+        *_plan(plan_markdown),
+        *_footer(proposal),
+    ]
+    return "\n".join(parts)
+
+
+def _incident(proposal: Proposal, plan_markdown: str, evidence: Sequence[str]) -> str:
+    r = proposal.rollout
+    breached = proposal.breached
+    parts = [
+        "## Incident report",
+        "",
+        f"The canary of `{r.candidate}` for `{r.tenant}` / `{r.alias}` regressed at "
+        f"{_pct(r.percent)} of traffic ({r.stage} since {_time(r)}). This PR rolls it back: "
+        f"new sessions go to the pin `{r.pin}` at once.",
+        "",
+        "### Breached signals",
+        "",
+        "| signal | canary | stable | threshold | bound | reason |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {v.signal} | {_val(v.canary.value)} | {_val(v.stable.value)} | "
+            f"{_threshold(v)} | {_bound(v)} | {v.reason} |"
+            for v in breached
+        ],
+        "",
+        "### Cohorts",
+        "",
+        *[
+            f"- {v.signal}: canary {v.canary.samples} samples, stable {v.stable.samples} "
+            f"samples (minimum {v.min_samples})"
+            for v in breached
+        ],
+        "",
+        "### Sample failures",
+        "",
+        *(
+            [
+                f"- `{f['kind']}`{' (' + str(f['ref']) + ')' if f.get('ref') else ''}: "
+                f"{f['detail']}"
+                for f in proposal.failures
+            ]
+            or ["- none reported by the telemetry source"]
+        ),
+        "",
+        "## All signals",
+        "",
+        _table(proposal.verdicts),
+        "",
+        *_evidence(proposal, evidence),
+        *_plan(plan_markdown),
+        *_footer(proposal),
+    ]
+    return "\n".join(parts)
+
+
+def _table(verdicts: Sequence[SignalVerdict]) -> str:
+    rows = [
+        "| signal | canary | stable | samples (canary / stable) | regression | bound | "
+        "threshold | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        rows.append(
+            f"| {v.signal} | {_val(v.canary.value)} | {_val(v.stable.value)} | "
+            f"{v.canary.samples} / {v.stable.samples} | {_val(v.regression)} | {_bound(v)} | "
+            f"{_threshold(v)} | {_ICON[v.result]} |"
+        )
+    return "\n".join(rows)
+
+
+def _evidence(proposal: Proposal, evidence: Sequence[str]) -> list[str]:
+    lines = ["## Evidence", "", f"- telemetry: {proposal.source}, window {proposal.window}"]
+    lines += [f"- {item}" for item in evidence]
+    return [*lines, ""]
+
+
+def _plan(plan_markdown: str) -> list[str]:
+    return ["## Plan", "", plan_markdown.strip() or "_no plan given_", ""]
+
+
+def _footer(proposal: Proposal) -> list[str]:
+    return [
+        "_Opened by modelpin-bot. The bot never merges: CI runs `modelpin check` on this "
+        "change like any other._",
+        "",
+        marker(proposal),
+        "",
+    ]
+
+
+def marker(proposal: Proposal) -> str:
+    """``<!-- modelpin-bot: {json} -->``; ``<``/``>`` escaped so it cannot end early."""
+    text = json.dumps(proposal.to_json(), sort_keys=True, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"<!-- modelpin-bot: {text} -->"
+
+
+def parse_marker(markdown: str) -> dict[str, Any] | None:
+    m = MARKER_RE.search(markdown)
+    return json.loads(m.group(1)) if m else None
+
+
+def _val(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _bound(v: SignalVerdict) -> str:
+    if v.interval is None:
+        return "n/a"
+    return f"{v.interval[0]:.4g} .. {v.interval[1]:.4g} ({v.confidence:.0%})"
+
+
+def _threshold(v: SignalVerdict) -> str:
+    text = f"worse by <= {v.threshold:g}"
+    if v.limit is not None:
+        op = "<=" if v.direction == "lower_is_better" else ">="
+        text += f"; canary {op} {v.limit:g}"
+    return text
+
+
+def _pct(p: float | None) -> str:
+    return "?%" if p is None else f"{p:g}%"
+
+
+def _time(r: Any) -> str:
+    return r.since.strftime("%Y-%m-%dT%H:%M:%SZ") if r.since else "unknown"
