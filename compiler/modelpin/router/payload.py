@@ -1,0 +1,314 @@
+"""Payload bytes -> ``RoutingTable``: parse and check the schema while building routes.
+
+The rules are those of ``schemas/routing-table.schema.json`` (the compiler validates its
+output against that file; a test runs both against the same bad payloads). The router
+does not run a JSON Schema validator over the whole table: for 10,000 tenants that costs
+many times a ``json.loads``. It checks each value once, by hand, while it builds the
+routes, plus what a schema cannot say: a percent on the 0.01 grid, every referenced
+model declared with the alias's kind, ``issued_at <= expires_at``.
+
+Pure: bytes in, a table or ``MalformedTableError`` out.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from datetime import datetime
+from typing import Any, NoReturn
+
+from .bucketing import on_grid
+from .errors import MalformedTableError
+from .table import (
+    CANARY,
+    CANARY_MODE,
+    FAILURE_POLICIES,
+    MODES,
+    PINNED,
+    ROLLED_BACK,
+    SHADOW,
+    STABLE,
+    Decision,
+    Route,
+    RoutingTable,
+    TenantPolicy,
+)
+
+FORMAT = "modelpin.routing-table/v1"
+
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_TOOL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_SALT_MATCH = re.compile(r"[0-9a-f]{16}").fullmatch
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+_TOP_KEYS = frozenset(
+    {"format", "serial", "source", "issued_at", "expires_at", "models", "tenants"}
+)
+_MODEL_KEYS = frozenset({"provider", "kind"})
+_KINDS = frozenset({"chat", "embedding"})
+_TENANT_KEYS = frozenset({"group", "failure_policy", "tools", "aliases"})
+_ALIAS_KEYS = frozenset(
+    {"kind", "stable", "candidate", "mode", "paused", "percent", "salt", "since",
+     "drain_seconds"}
+)
+
+
+def _fail(path: str, message: str) -> NoReturn:
+    raise MalformedTableError(f"payload {path}: {message}")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise MalformedTableError(f"payload is not strict JSON: {name}")
+
+
+def _keys(value: object, expected: frozenset[str], path: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        _fail(path, "must be an object")
+    if value.keys() != expected:
+        missing = sorted(expected - value.keys())
+        unknown = sorted(value.keys() - expected)
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown " + ", ".join(unknown))
+        _fail(path, "; ".join(parts))
+    return value
+
+
+def _enum(value: object, allowed: frozenset[str], path: str) -> str:
+    if type(value) is not str or value not in allowed:
+        _fail(path, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+    return value
+
+
+def _id(value: object, path: str) -> str:
+    if type(value) is not str or _ID.fullmatch(value) is None:
+        _fail(path, f"{value!r} is not an id matching ^[a-z0-9][a-z0-9._-]{{0,62}}$")
+    return value
+
+
+def _time(value: object, path: str) -> float:
+    """An RFC 3339 UTC time with second precision and ``Z``, as epoch seconds."""
+    if type(value) is not str or _TIME.fullmatch(value) is None:
+        _fail(path, f"{value!r} is not a UTC time like 2026-03-20T10:00:00Z")
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        _fail(path, f"{value!r} is not a valid date and time")
+
+
+def parse_payload(payload: bytes, sha256: str) -> RoutingTable:
+    """Parse the signed payload bytes into a table; ``MalformedTableError`` if invalid."""
+    # Building a big table allocates millions of containers, none of them cyclic
+    # garbage; the cyclic GC would rescan them all repeatedly (a third of the load time
+    # for 10k tenants). Pause it for the duration of the build.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(payload, sha256)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(payload: bytes, sha256: str) -> RoutingTable:
+    try:
+        doc = json.loads(payload, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedTableError(f"payload is not JSON: {exc}") from None
+    top = _keys(doc, _TOP_KEYS, "(root)")
+    if top["format"] != FORMAT:
+        _fail("format", f"{top['format']!r} is not {FORMAT!r}")
+    serial = top["serial"]
+    if type(serial) is not int or serial < 1:
+        _fail("serial", "must be an integer >= 1")
+    source = _keys(top["source"], frozenset({"commit"}), "source")
+    commit = source["commit"]
+    if type(commit) is not str or _COMMIT.fullmatch(commit) is None:
+        _fail("source.commit", "must be a lowercase hex commit id")
+    issued_at = top["issued_at"]
+    expires_at = top["expires_at"]
+    issued_ts = _time(issued_at, "issued_at")
+    expires_ts = _time(expires_at, "expires_at")
+    if expires_ts < issued_ts:
+        _fail("expires_at", "is before issued_at")
+
+    models = top["models"]
+    if type(models) is not dict:
+        _fail("models", "must be an object")
+    kinds: dict[str, str] = {}
+    for model_id, model in models.items():
+        path = f"models.{model_id}"
+        _id(model_id, path)
+        m = _keys(model, _MODEL_KEYS, path)
+        _id(m["provider"], path + ".provider")
+        kinds[model_id] = _enum(m["kind"], _KINDS, path + ".kind")
+
+    tenants_doc = top["tenants"]
+    if type(tenants_doc) is not dict:
+        _fail("tenants", "must be an object")
+    # The hot loop: 10,000s of tenants. Fast checks inline, a path string is built only
+    # on failure, and values repeated across tenants (alias ids, groups, times) are
+    # validated once.
+    build = _RouteBuilder(kinds, serial)
+    known_ids: set[str] = set()
+    id_match = _ID.fullmatch
+    routes: dict[str, dict[str, Route]] = {}
+    policies: dict[str, TenantPolicy] = {}
+    for tenant_id, t in tenants_doc.items():
+        if id_match(tenant_id) is None:
+            _id(tenant_id, f"tenants.{tenant_id}")
+        if type(t) is not dict or t.keys() != _TENANT_KEYS:
+            _keys(t, _TENANT_KEYS, f"tenants.{tenant_id}")
+        group = t["group"]
+        if group not in known_ids:
+            known_ids.add(_id(group, f"tenants.{tenant_id}.group"))
+        policy = t["failure_policy"]
+        if type(policy) is not str or policy not in FAILURE_POLICIES:
+            _enum(policy, FAILURE_POLICIES, f"tenants.{tenant_id}.failure_policy")
+        tools = t["tools"]
+        if type(tools) is not dict:
+            _fail(f"tenants.{tenant_id}.tools", "must be an object")
+        for name, schema in tools.items():
+            if name not in build.tool_names:
+                if _TOOL.fullmatch(name) is None:
+                    _fail(f"tenants.{tenant_id}.tools.{name}",
+                          "is not a tool name ^[A-Za-z0-9_.-]{1,64}$")
+                build.tool_names.add(name)
+            if type(schema) is not dict and type(schema) is not bool:
+                _fail(f"tenants.{tenant_id}.tools.{name}",
+                      "must be a JSON Schema (object or boolean)")
+        aliases = t["aliases"]
+        if type(aliases) is not dict:
+            _fail(f"tenants.{tenant_id}.aliases", "must be an object")
+        tenant_routes: dict[str, Route] = {}
+        for alias_id, a in aliases.items():
+            if alias_id not in known_ids:
+                known_ids.add(_id(alias_id, f"tenants.{tenant_id}.aliases.{alias_id}"))
+            if type(a) is not dict or a.keys() != _ALIAS_KEYS:
+                _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
+            tenant_routes[alias_id] = build.route(tenant_id, alias_id, a)
+        routes[tenant_id] = tenant_routes
+        policies[tenant_id] = TenantPolicy(policy, tools)
+    return RoutingTable(
+        serial=serial,
+        sha256=sha256,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        expires_ts=expires_ts,
+        source_commit=commit,
+        routes=routes,
+        tenants=policies,
+        models=models,
+    )
+
+
+class _RouteBuilder:
+    """Checks one alias object and builds its ``Route``, sharing Decision objects and
+    parsed times across the whole table. Written for speed: the common case runs
+    straight through; the precise message is worked out only on failure."""
+
+    def __init__(self, kinds: dict[str, str], serial: int) -> None:
+        self.kinds = kinds
+        self.serial = serial
+        self.decisions: dict[tuple[str, str, str | None, bool], Decision] = {}
+        self.stable: dict[str, Decision] = {}
+        self.canary: dict[str, Decision] = {}
+        self.times: dict[str, float] = {}
+        self.tool_names: set[str] = set()
+
+    def decision(self, model: str, cohort: str, shadow: str | None, reset: bool) -> Decision:
+        key = (model, cohort, shadow, reset)
+        d = self.decisions.get(key)
+        if d is None:
+            d = Decision(model, cohort, shadow, self.serial, reset, shadow is not None)
+            self.decisions[key] = d
+        return d
+
+    def route(self, tenant: str, alias: str, a: dict[str, Any]) -> Route:
+        kind = a["kind"]
+        mode = a["mode"]
+        stable = a["stable"]
+        percent = a["percent"]
+        paused = a["paused"]
+        salt = a["salt"]
+        drain = a["drain_seconds"]
+        # A declared model's kind is "chat" or "embedding", so this also checks `kind`.
+        if type(stable) is not str or self.kinds.get(stable) != kind:
+            self._bad_model(tenant, alias, "stable", stable, kind)
+        if type(salt) is not str or _SALT_MATCH(salt) is None:
+            _fail(_path(tenant, alias, "salt"), "must be 16 lowercase hex digits")
+        if type(drain) is not int or drain < 0:
+            _fail(_path(tenant, alias, "drain_seconds"), "must be an integer >= 0")
+        stable_d = self.stable.get(stable)
+        if stable_d is None:
+            stable_d = self.stable[stable] = self.decision(stable, STABLE, None, False)
+        if mode == PINNED:
+            if (
+                a["candidate"] is not None or a["since"] is not None or paused is not False
+                or percent != 0 or type(percent) is bool
+            ):
+                self._bad_fields(tenant, alias, a)
+            return Route(tenant, alias, mode, stable, None, 0, False, salt, None, None,
+                         stable_d, stable_d, stable_d, stable_d, {})
+        candidate = a["candidate"]
+        since = a["since"]
+        if type(candidate) is not str or self.kinds.get(candidate) != kind:
+            self._bad_model(tenant, alias, "candidate", candidate, kind)
+        since_ts = self.times.get(since) if type(since) is str else None
+        if since_ts is None:
+            since_ts = self.times[since] = _time(since, _path(tenant, alias, "since"))
+        if mode == CANARY_MODE:
+            if (
+                type(paused) is not bool
+                or (type(percent) is not int and type(percent) is not float)
+                or not 0 < percent <= 100
+                or not on_grid(percent)
+            ):
+                self._bad_fields(tenant, alias, a)
+            canary_d = self.canary.get(candidate)
+            if canary_d is None:
+                canary_d = self.canary[candidate] = self.decision(candidate, CANARY, None, False)
+            return Route(tenant, alias, mode, stable, candidate, percent, paused, salt, since,
+                         None, stable_d, None, canary_d, stable_d,
+                         {STABLE: stable_d, CANARY: canary_d})
+        if paused is not False or percent != 0 or type(percent) is bool:
+            self._bad_fields(tenant, alias, a)
+        if mode == SHADOW:
+            shadow_d = self.decision(stable, STABLE, candidate, False)
+            return Route(tenant, alias, mode, stable, candidate, 0, False, salt, since, None,
+                         stable_d, shadow_d, stable_d, stable_d, {})
+        if mode == ROLLED_BACK:
+            return Route(tenant, alias, mode, stable, candidate, 0, False, salt, since,
+                         since_ts + drain, stable_d,
+                         None, self.decision(candidate, CANARY, None, False),
+                         self.decision(stable, STABLE, None, True), {STABLE: stable_d})
+        _enum(mode, MODES, _path(tenant, alias, "mode"))
+        raise AssertionError("unreachable")
+
+    def _bad_model(self, tenant: str, alias: str, field: str, model: object, kind: object) -> None:
+        _enum(kind, _KINDS, _path(tenant, alias, "kind"))
+        _fail(_path(tenant, alias, field), f"{model!r} is not a declared {kind} model")
+
+    def _bad_fields(self, tenant: str, alias: str, a: dict[str, Any]) -> NoReturn:
+        mode, percent, paused = a["mode"], a["percent"], a["paused"]
+        if type(paused) is not bool:
+            _fail(_path(tenant, alias, "paused"), "must be a boolean")
+        if paused and mode != CANARY_MODE:
+            _fail(_path(tenant, alias, "paused"), "only a canary can be paused")
+        if type(percent) is bool or (type(percent) is not int and type(percent) is not float):
+            _fail(_path(tenant, alias, "percent"), "must be a number")
+        if mode == CANARY_MODE:
+            _fail(_path(tenant, alias, "percent"),
+                  "a canary percent is in (0, 100] with 0.01 resolution")
+        if percent != 0:
+            _fail(_path(tenant, alias, "percent"), f"must be 0 in mode {mode}")
+        _fail(_path(tenant, alias, ""), "a pinned route has candidate and since null")
+
+
+def _path(tenant: str, alias: str, field: str) -> str:
+    path = f"tenants.{tenant}.aliases.{alias}"
+    return f"{path}.{field}" if field else path

@@ -1,0 +1,400 @@
+"""``Router``: the imperative shell a gateway embeds.
+
+It fetches the envelope from its source, runs it through ``TrustedTableSet`` (verify),
+persists the floor, then installs the table by swapping one reference (swap). Requests
+read that reference once and never take a lock; every answer is a ``Decision`` built at
+load time. Any reload failure keeps the current table and is reported three ways:
+``status()``, the ``modelpin.router`` logger, and Prometheus metrics.
+
+Expired table policy (``stale_policy``): ``"serve"`` (the default) keeps answering from
+the last good table and reports ``stale=True``, because refusing would turn a stuck CI
+pipeline into a platform outage; ``"refuse"`` makes ``resolve`` raise
+``TableUnavailableError`` once the table has expired (noticed by the next reload attempt,
+so within one poll interval).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import CollectorRegistry
+
+from modelpin import signing
+
+from .bucketing import bucket
+from .errors import (
+    ResolveError,
+    RollbackError,
+    RouterError,
+    SerialConflictError,
+    SourceError,
+    StateFileError,
+    TableRejected,
+    TableUnavailableError,
+    UnknownAliasError,
+    UnknownTenantError,
+)
+from .floor import Floor, load_floor, save_floor
+from .metrics import RouterMetrics
+from .sessions import InMemorySessionStore, SessionStore
+from .sources import FileSource, HttpSource, TableSource, backoff_delay
+from .table import CANARY, CANARY_MODE, STABLE, Decision, Route, RoutingTable
+from .tools import ToolCallResult, ToolContracts
+from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
+
+log = logging.getLogger("modelpin.router")
+
+StalePolicy = Literal["serve", "refuse"]
+Outcome = Literal["accepted", "unchanged", "rejected", "source-error"]
+
+_REFUSING: dict[str, dict[str, Route]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    outcome: Outcome
+    serial: int | None
+    error: RouterError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouterStatus:
+    serial: int | None
+    sha256: str | None
+    issued_at: str | None
+    expires_at: str | None
+    stale: bool
+    serving: bool
+    source: str
+    last_attempt: float | None
+    last_success: float | None
+    last_error: str | None
+    last_error_kind: str | None
+    consecutive_failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Installed:
+    table: RoutingTable
+    contracts: ToolContracts
+
+
+def trusted_keys(keys: Iterable[Ed25519PublicKey | str]) -> dict[str, Ed25519PublicKey]:
+    """Key id -> key for public keys given as objects or as base64 of the raw 32 bytes."""
+    out: dict[str, Ed25519PublicKey] = {}
+    for k in keys:
+        key = signing.load_public_key_b64(k) if isinstance(k, str) else k
+        out[signing.keyid_of(key)] = key
+    return out
+
+
+def _source_for(source: TableSource | str | Path, max_bytes: int) -> TableSource:
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        return HttpSource(source, max_bytes=max_bytes)
+    if isinstance(source, (str, Path)):
+        return FileSource(source, max_bytes=max_bytes)
+    return source
+
+
+class Router:
+    """Resolve requests against the newest verified routing table."""
+
+    __slots__ = (
+        "_clock",
+        "_current",
+        "_envelope_digest",
+        "_failures",
+        "_last_attempt",
+        "_last_error",
+        "_last_success",
+        "_max_backoff",
+        "_metrics",
+        "_poll_interval",
+        "_refresh_lock",
+        "_routes",
+        "_source",
+        "_stale_policy",
+        "_state_file",
+        "_stop",
+        "_store",
+        "_store_claim",
+        "_store_get",
+        "_thread",
+        "_trusted",
+        "accepted_serials",
+        "name",
+    )
+
+    def __init__(
+        self,
+        source: TableSource | str | Path,
+        trusted: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey | str],
+        *,
+        threshold: int = 1,
+        state_file: str | Path | None = None,
+        session_store: SessionStore | None = None,
+        stale_policy: StalePolicy = "serve",
+        poll_interval: float = 5.0,
+        max_backoff: float = 300.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        name: str = "default",
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if stale_policy not in ("serve", "refuse"):
+            raise ValueError("stale_policy is 'serve' or 'refuse'")
+        keys = dict(trusted) if isinstance(trusted, Mapping) else trusted_keys(trusted)
+        self.name = name
+        self._source = _source_for(source, max_bytes)
+        self._state_file = Path(state_file) if state_file is not None else None
+        floor = load_floor(self._state_file) if self._state_file is not None else None
+        self._trusted = TrustedTableSet(
+            keys, threshold=threshold, floor=floor, max_bytes=max_bytes
+        )
+        self._store: SessionStore = session_store or InMemorySessionStore()
+        self._store_get = self._store.get
+        self._store_claim = self._store.claim
+        self._stale_policy = stale_policy
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._metrics = RouterMetrics(name, registry)
+        self._clock = clock
+        self._routes: dict[str, dict[str, Route]] = _REFUSING
+        self._current: _Installed | None = None
+        self._envelope_digest: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._last_attempt: float | None = None
+        self._last_success: float | None = None
+        self._last_error: RouterError | None = None
+        self._failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Every serial this router has installed (a gateway can audit against it).
+        self.accepted_serials: set[int] = set()
+
+    # --- request path: no locks, no allocation beyond what a new session needs -------
+
+    def resolve(self, tenant: str, alias: str, session_id: str) -> Decision:
+        """The decision for one request; raises a ``ResolveError`` subclass if the tenant
+        or alias is unknown or no usable table is loaded. Never raises a store fault."""
+        try:
+            route = self._routes[tenant][alias]
+        except KeyError:
+            raise self._resolve_error(tenant, alias) from None
+        fixed = route.fixed
+        if fixed is not None:
+            return fixed
+        try:
+            cohort = self._store_get(route.session_key, session_id)
+        except Exception:
+            return self._without_store(route, session_id)
+        if cohort is not None:
+            decision = route.sticky.get(cohort)
+            if decision is not None:
+                return decision
+        return self._first_sight(route, session_id, cohort)
+
+    def _first_sight(self, route: Route, session_id: str, cohort: str | None) -> Decision:
+        if route.mode != CANARY_MODE:  # rolled-back
+            if cohort != CANARY:
+                return route.stable
+            assert route.drain_until is not None
+            if self._clock() < route.drain_until:
+                return route.canary
+            try:
+                changed = self._store.cut_over(route.session_key, session_id, STABLE)
+            except Exception:
+                # The session was seen on the candidate: resetting twice is safer than
+                # switching models under a conversation without telling the gateway.
+                self._metrics.store_errors.inc()
+                return route.reset
+            return route.reset if changed else route.stable
+        want = CANARY if bucket(route.salt, session_id) < route.basis_points else STABLE
+        try:
+            got = self._store_claim(route.session_key, session_id, want)
+        except Exception:
+            self._metrics.store_errors.inc()
+            return route.sticky[want]
+        return route.sticky.get(got) or route.sticky[want]
+
+    def _without_store(self, route: Route, session_id: str) -> Decision:
+        self._metrics.store_errors.inc()
+        if route.mode != CANARY_MODE:
+            return route.stable
+        if bucket(route.salt, session_id) < route.basis_points:
+            return route.canary
+        return route.stable
+
+    def _resolve_error(self, tenant: str, alias: str) -> ResolveError:
+        current = self._current
+        if current is None:
+            return TableUnavailableError("no verified routing table is loaded")
+        if self._routes is _REFUSING:
+            return TableUnavailableError(
+                f"routing table serial {current.table.serial} expired at "
+                f"{current.table.expires_at} and the stale policy is 'refuse'"
+            )
+        if tenant not in current.table.routes:
+            return UnknownTenantError(tenant)
+        return UnknownAliasError(tenant, alias)
+
+    def check_tool_call(
+        self, tenant: str, tool: str, arguments: Any, *, shadow: bool = False
+    ) -> ToolCallResult:
+        """Validate a tool call's arguments against the tenant's contract and apply its
+        failure policy. ``shadow=True`` for a call made by a shadow model (see
+        ``Decision.shadow_comparison_only``): the answer is then never ``EXECUTE``."""
+        current = self._current
+        if current is None or self._routes is _REFUSING:
+            raise self._resolve_error(tenant, "")
+        policy = current.table.tenants.get(tenant)
+        if policy is None:
+            raise UnknownTenantError(tenant)
+        return current.contracts.check(tenant, policy, tool, arguments, shadow=shadow)
+
+    # --- reload: verify, persist, swap --------------------------------------------
+
+    def refresh(self) -> RefreshResult:
+        """Fetch, verify and install the newest table once. Never raises a table or
+        source fault: the result (and ``status()``) says what happened."""
+        with self._refresh_lock:
+            start = self._clock()
+            self._last_attempt = start
+            try:
+                result = self._refresh(start)
+            except TableRejected as exc:
+                result = self._failed("rejected", exc)
+            except (SourceError, StateFileError) as exc:
+                result = self._failed("source-error", exc)
+            else:
+                self._failures = 0
+                self._last_error = None
+                self._last_success = start
+                self._metrics.reload(result.outcome)
+            self._check_expiry(self._clock())
+            return result
+
+    def _refresh(self, start: float) -> RefreshResult:
+        fetched = self._source.fetch()
+        serial = None if self._current is None else self._current.table.serial
+        if fetched is None:
+            return RefreshResult("unchanged", serial)
+        digest = hashlib.sha256(fetched.data).hexdigest()
+        if digest == self._envelope_digest:  # the very bytes already accepted
+            self._source.commit(fetched.token)
+            return RefreshResult("unchanged", serial)
+        table = self._trusted.verify(fetched.data, start)
+        if table is None:
+            self._source.commit(fetched.token)
+            return RefreshResult("unchanged", serial)
+        if self._state_file is not None:
+            save_floor(self._state_file, Floor(table.serial, table.sha256))
+        self._trusted.accept(table)
+        self._install(table)
+        self._envelope_digest = digest
+        self._source.commit(fetched.token)
+        log.info("router %s: installed routing table serial %d", self.name, table.serial)
+        return RefreshResult("accepted", table.serial)
+
+    def _install(self, table: RoutingTable) -> None:
+        self.accepted_serials.add(table.serial)
+        self._current = _Installed(table, ToolContracts(table.tenants))
+        self._routes = table.routes  # the swap: one reference, read once per request
+        self._metrics.serial.set(table.serial)
+        self._metrics.expires.set(table.expires_ts)
+
+    def _failed(self, outcome: Outcome, exc: RouterError) -> RefreshResult:
+        self._failures += 1
+        self._last_error = exc
+        kind = getattr(exc, "kind", "error")
+        self._metrics.reload(kind)
+        if isinstance(exc, (SerialConflictError, RollbackError)):
+            self._metrics.alarm(kind)
+            log.error("router %s: ALARM %s: %s", self.name, kind, exc)
+        else:
+            log.warning("router %s: reload failed (%s): %s", self.name, kind, exc)
+        serial = None if self._current is None else self._current.table.serial
+        return RefreshResult(outcome, serial, exc)
+
+    def _check_expiry(self, now: float) -> None:
+        current = self._current
+        if current is None:
+            return
+        stale = current.table.expires_ts <= now
+        self._metrics.stale.set(1 if stale else 0)
+        if stale and self._stale_policy == "refuse":
+            if self._routes is not _REFUSING:
+                log.error("router %s: table expired, refusing requests", self.name)
+            self._routes = _REFUSING
+        elif self._routes is not current.table.routes:
+            self._routes = current.table.routes
+
+    # --- background polling ----------------------------------------------------------
+
+    def start(self) -> RefreshResult:
+        """Load once now, then poll in a daemon thread (backoff on failures)."""
+        result = self.refresh()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._poll, name=f"modelpin-router-{self.name}", daemon=True
+            )
+            self._thread.start()
+        return result
+
+    def _poll(self) -> None:
+        while not self._stop.wait(
+            backoff_delay(self._failures, self._poll_interval, self._max_backoff)
+        ):
+            try:
+                self.refresh()
+            except Exception:  # a bug must not kill reloading for good
+                log.exception("router %s: unexpected error while reloading", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Router:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- reporting -------------------------------------------------------------------
+
+    def status(self) -> RouterStatus:
+        current = self._current
+        table = None if current is None else current.table
+        err = self._last_error
+        return RouterStatus(
+            serial=None if table is None else table.serial,
+            sha256=None if table is None else table.sha256,
+            issued_at=None if table is None else table.issued_at,
+            expires_at=None if table is None else table.expires_at,
+            stale=table is not None and table.expires_ts <= self._clock(),
+            serving=table is not None and self._routes is not _REFUSING,
+            source=self._source.describe(),
+            last_attempt=self._last_attempt,
+            last_success=self._last_success,
+            last_error=None if err is None else str(err),
+            last_error_kind=None if err is None else getattr(err, "kind", "error"),
+            consecutive_failures=self._failures,
+        )
+
+    @property
+    def table(self) -> RoutingTable | None:
+        current = self._current
+        return None if current is None else current.table
+

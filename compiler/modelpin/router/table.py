@@ -1,0 +1,142 @@
+"""The verified routing table as the request path sees it: immutable, pre-built answers.
+
+A ``RoutingTable`` is built once per accepted payload (see ``payload.py``) and never
+mutated; the router swaps a single reference to install a new one, so a request reads
+one whole table. Every answer the request path can give is a ``Decision`` object built
+here at load time, so ``resolve`` allocates nothing: pinned and shadow routes carry
+their one ``fixed`` decision, sticky routes map a session's stored cohort to a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+STABLE: Final = "stable"
+CANARY: Final = "canary"
+
+PINNED: Final = "pinned"
+SHADOW: Final = "shadow"
+CANARY_MODE: Final = "canary"
+ROLLED_BACK: Final = "rolled-back"
+MODES: Final = frozenset({PINNED, SHADOW, CANARY_MODE, ROLLED_BACK})
+
+FALLBACK_STABLE: Final = "fallback-stable"
+STRUCTURED_ERROR: Final = "structured-error"
+FAILURE_POLICIES: Final = frozenset({FALLBACK_STABLE, STRUCTURED_ERROR})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one request goes.
+
+    ``model`` is the exact model version to call; ``cohort`` is ``"stable"`` or
+    ``"canary"``; ``shadow`` names the model that receives a comparison-only copy (shadow
+    mode) and then ``shadow_comparison_only`` is True: the gateway must never execute a
+    tool call the shadow model makes, only record it for comparison. ``serial`` is the
+    serial of the verified table that produced the answer. ``session_reset`` is True
+    exactly once for a session cut over from a rolled-back candidate to stable: the
+    gateway should drop conversation state that depended on the candidate.
+    """
+
+    model: str
+    cohort: str
+    shadow: str | None
+    serial: int
+    session_reset: bool = False
+    shadow_comparison_only: bool = False
+
+
+class Route:
+    """One tenant alias in one table, with its pre-built decisions.
+
+    ``fixed`` is the single answer of a route that needs no session (pinned, shadow).
+    Otherwise ``sticky`` maps a stored cohort to its decision; a rolled-back route has no
+    entry for ``"canary"``: those sessions drain until ``drain_until`` (epoch seconds),
+    then get ``reset`` once and ``stable`` afterwards. ``session_key`` namespaces stored
+    session pins: it is the route's salt, which changes with the candidate, so pins of an
+    earlier rollout never leak into a new one.
+    """
+
+    __slots__ = (
+        "alias",
+        "basis_points",
+        "canary",
+        "candidate",
+        "drain_until",
+        "fixed",
+        "mode",
+        "paused",
+        "percent",
+        "reset",
+        "salt",
+        "session_key",
+        "since",
+        "stable",
+        "stable_model",
+        "sticky",
+        "tenant",
+    )
+
+    def __init__(
+        self,
+        tenant: str,
+        alias: str,
+        mode: str,
+        stable_model: str,
+        candidate: str | None,
+        percent: float,
+        paused: bool,
+        salt: str,
+        since: str | None,
+        drain_until: float | None,
+        stable: Decision,
+        fixed: Decision | None,
+        canary: Decision,
+        reset: Decision,
+        sticky: dict[str, Decision],
+    ) -> None:
+        self.tenant = tenant
+        self.alias = alias
+        self.mode = mode
+        self.stable_model = stable_model
+        self.candidate = candidate
+        self.percent = percent
+        self.basis_points = round(percent * 100)
+        self.paused = paused
+        self.salt = salt
+        self.session_key = salt
+        self.since = since
+        self.drain_until = drain_until
+        self.stable = stable
+        self.fixed = fixed
+        # For routes without a candidate, canary and reset are the stable decision and
+        # are never served.
+        self.canary = canary
+        self.reset = reset
+        self.sticky = sticky
+
+
+class TenantPolicy(NamedTuple):
+    """What a tenant's tool calls must satisfy, and what happens when one does not.
+
+    (A NamedTuple: one is built per tenant at load, and a frozen dataclass costs ~1 µs
+    per instance more.)"""
+
+    failure_policy: str
+    tools: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    """A verified table. ``routes[tenant][alias]`` is the request path's only lookup."""
+
+    serial: int
+    sha256: str
+    issued_at: str
+    expires_at: str
+    expires_ts: float
+    source_commit: str
+    routes: dict[str, dict[str, Route]]
+    tenants: dict[str, TenantPolicy]
+    models: dict[str, dict[str, str]]
