@@ -1,0 +1,270 @@
+"""The pull-request plan: what a change does to the fleet, rendered for a PR comment.
+
+``build_plan`` gathers judged changes, the blast radius by group and the warnings a
+reviewer should see (model sunsets, inconclusive evidence); ``render_markdown`` and
+``plan_json`` present it. Pure: positions come from a ``locate`` function the caller
+supplies (the CLI maps model paths to file:line:col).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from modelpin.rollout import gates
+from modelpin.rollout.change import Change
+from modelpin.rollout.reason import Reason
+from modelpin.rollout.state import AliasState
+from modelpin.rollout.transitions import FleetContext
+
+Locate = Callable[[str, Reason], str]
+"""(tenant, reason) -> ``file:line:col`` of the field the reason is about."""
+
+DETAILS_AFTER = 20
+"""Lists longer than this are collapsed into a ``<details>`` block."""
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    code: str
+    message: str
+    tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupImpact:
+    group: str
+    tenants: tuple[str, ...]
+    aliases: int
+    group_size: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    base: str
+    head: str
+    now: datetime
+    changes: tuple[Change, ...]
+    impact: tuple[GroupImpact, ...]
+    warnings: tuple[PlanWarning, ...] = field(default=())
+
+    @property
+    def violations(self) -> list[tuple[Change, Reason]]:
+        return [(c, r) for c in self.changes for r in c.reasons]
+
+
+def build_plan(
+    base: FleetContext,
+    head: FleetContext,
+    changes: Sequence[Change],
+    *,
+    now: datetime,
+    base_label: str,
+    head_label: str,
+) -> Plan:
+    groups: dict[str, tuple[set[str], int]] = {}
+    for change in changes:
+        tenant = head.fleet.tenants.get(change.tenant) or base.fleet.tenants[change.tenant]
+        tenants, aliases = groups.get(tenant.group, (set(), 0))
+        tenants.add(change.tenant)
+        groups[tenant.group] = (tenants, aliases + (change.alias is not None))
+    impact = tuple(
+        GroupImpact(g, tuple(sorted(t)), n, head.index.tenants_per_group.get(g, 0))
+        for g, (t, n) in sorted(groups.items(), key=lambda kv: _order(head, kv[0]))
+    )
+    warnings = _inconclusive(head, changes, now) + _sunsets(head, now)
+    return Plan(base_label, head_label, now, tuple(changes), impact, tuple(warnings))
+
+
+def _order(ctx: FleetContext, group: str) -> tuple[int, str]:
+    order = ctx.graph.topological_order()
+    return (order.index(group) if group in order else len(order), group)
+
+
+def _inconclusive(
+    head: FleetContext, changes: Sequence[Change], now: datetime
+) -> list[PlanWarning]:
+    out = []
+    for change in changes:
+        after = change.after
+        if after is None or change.alias is None or not after.in_flight or not after.candidate:
+            continue
+        tenant = head.fleet.tenants[change.tenant]
+        check = gates.evidence_gate(
+            head.fleet,
+            tenant,
+            change.alias,
+            after.pin,
+            after.candidate,
+            head.fleet.policy.groups[tenant.group],
+            now,
+            (),
+        )
+        for reason in check.reasons:
+            if reason.code == "MP120":
+                out.append(
+                    PlanWarning(
+                        "MP120",
+                        f"{change.tenant}/{change.alias}: {reason.message}",
+                        (change.tenant,),
+                    )
+                )
+    return out
+
+
+def _sunsets(head: FleetContext, now: datetime) -> list[PlanWarning]:
+    """Pins and candidates retiring within ``sunset_warning_days``, naming every tenant."""
+    horizon = now.date() + timedelta(days=head.fleet.policy.sunset_warning_days)
+    soon = {
+        mid: m.retires_on
+        for mid, m in head.fleet.models.items()
+        if m.retires_on is not None and m.retires_on <= horizon
+    }
+    if not soon:
+        return []
+    users: dict[str, set[str]] = {mid: set() for mid in soon}
+    for tid, tenant in head.fleet.tenants.items():
+        for alias in tenant.aliases.values():
+            state = AliasState.of(alias)
+            for version in (state.pin, state.candidate):
+                if version in users:
+                    users[version].add(tid)
+    out = []
+    for mid in sorted(soon):
+        if users[mid]:
+            days = (soon[mid] - now.date()).days
+            out.append(
+                PlanWarning(
+                    "MP032",
+                    f"{mid} retires on {soon[mid]} (in {days} days), used by "
+                    f"{len(users[mid])} tenant(s)",
+                    tuple(sorted(users[mid])),
+                )
+            )
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _collapse(summary: str, body: list[str], *, always: bool = False) -> list[str]:
+    if not always and len(body) <= DETAILS_AFTER:
+        return body
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>"]
+
+
+def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
+    """A GitHub comment: verdict, changes, blast radius, violations, warnings."""
+    violations = plan.violations
+    tenants = {c.tenant for c in plan.changes}
+    verdict = (
+        f":x: {len(violations)} violation(s)" if violations else ":white_check_mark: all allowed"
+    )
+    out = [
+        f"## modelpin plan: `{plan.base}` → `{plan.head}`",
+        "",
+        f"**{len(plan.changes)} change(s) in {len(tenants)} tenant(s)** — {verdict}",
+        "",
+    ]
+    if not plan.changes:
+        out += ["No tenant or alias changes.", ""]
+    else:
+        rows = [
+            "| Tenant | Alias | From | To | Transition | Verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in plan.changes:
+            before = c.before.label() if c.before else "—"
+            after = c.after.label() if c.after else "(removed)"
+            verdict_cell = "allowed" if c.allowed else ", ".join(r.code for r in c.reasons)
+            rows.append(
+                f"| {_cell(c.tenant)} | {_cell(c.alias or '(tenant)')} | {_cell(before)} | "
+                f"{_cell(after)} | {c.kind or '—'} | {'✅' if c.allowed else '❌'} "
+                f"{verdict_cell} |"
+            )
+        out += ["### Changes", "", *_collapse(f"{len(plan.changes)} changes", rows), ""]
+        out += [
+            "### Blast radius",
+            "",
+            "| Group | Tenants | Aliases | Tenants affected |",
+            "|---|---|---|---|",
+        ]
+        for g in plan.impact:
+            names = ", ".join(g.tenants[:DETAILS_AFTER])
+            if len(g.tenants) > DETAILS_AFTER:
+                names += f", … ({len(g.tenants) - DETAILS_AFTER} more)"
+            out.append(
+                f"| {g.group} | {len(g.tenants)} of {g.group_size} | {g.aliases} | {_cell(names)} |"
+            )
+        out.append("")
+    if violations:
+        lines = []
+        for change, reason in violations:
+            where = f"`{locate(change.tenant, reason)}` " if locate else ""
+            lines.append(
+                f"- {where}**{reason.code}** {_cell(change.tenant)}"
+                f"{'/' + change.alias if change.alias else ''}: {reason.message}"
+            )
+        out += ["### Violations", "", *_collapse(f"{len(violations)} violations", lines), ""]
+    if plan.warnings:
+        out += ["### Warnings", ""]
+        for w in plan.warnings:
+            out.append(f"- **{w.code}** {w.message}")
+            if len(w.tenants) > 1:
+                out += [
+                    "  <details><summary>tenants</summary>",
+                    "",
+                    "  " + ", ".join(w.tenants),
+                    "",
+                    "  </details>",
+                ]
+        out.append("")
+    return "\n".join(out)
+
+
+def plan_json(plan: Plan, locate: Locate | None = None) -> dict[str, object]:
+    def state(s: AliasState | None) -> dict[str, object] | None:
+        if s is None:
+            return None
+        return {"stage": s.kind, "pin": s.pin, "candidate": s.candidate, "percent": s.percent}
+
+    return {
+        "base": plan.base,
+        "head": plan.head,
+        "now": plan.now.isoformat(),
+        "allowed": not plan.violations,
+        "changes": [
+            {
+                "tenant": c.tenant,
+                "alias": c.alias,
+                "from": state(c.before),
+                "to": state(c.after),
+                "transition": c.kind,
+                "allowed": c.allowed,
+                "reasons": [
+                    {
+                        "code": r.code,
+                        "message": r.message,
+                        "at": locate(c.tenant, r) if locate else None,
+                    }
+                    for r in c.reasons
+                ],
+            }
+            for c in plan.changes
+        ],
+        "blast_radius": [
+            {
+                "group": g.group,
+                "tenants": list(g.tenants),
+                "aliases": g.aliases,
+                "group_size": g.group_size,
+            }
+            for g in plan.impact
+        ],
+        "warnings": [
+            {"code": w.code, "message": w.message, "tenants": list(w.tenants)}
+            for w in plan.warnings
+        ],
+    }
