@@ -7,6 +7,7 @@ import sys
 import click
 
 from modelpin import __version__
+from modelpin.cli import rollout_commands
 from modelpin.cli.common import EXIT_USAGE, CommandError
 from modelpin.cli.validate import schema, validate
 
@@ -19,6 +20,8 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(schema)
+for _command in (rollout_commands.explain, rollout_commands.check, rollout_commands.plan):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

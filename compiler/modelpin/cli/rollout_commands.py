@@ -1,0 +1,316 @@
+"""``modelpin explain``, ``check`` and ``plan``: the rollout engine on one or two trees.
+
+``check`` and ``plan`` read the base and head commits straight from git (no checkout),
+load both with one parse cache (unchanged files are parsed once), judge only the
+changed tenants, and map each reason's model path to ``file:line:col`` in the head.
+The revert rule needs history: the pins a tenant file had in the base's history are
+read here (``git log``), never in the pure engine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import click
+import yaml
+
+from modelpin.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CommandError,
+    default_repo,
+    emit_diagnostics,
+    format_option,
+    now_option,
+    parse_time,
+    repo_option,
+    resolve_now,
+)
+from modelpin.diagnostics import Diagnostic, error, has_errors
+from modelpin.load.document import did_you_mean
+from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
+from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
+from modelpin.model.tenant import format_time
+from modelpin.rollout import gates
+from modelpin.rollout.change import Change, changed_tenants, judge_tenant
+from modelpin.rollout.plan import build_plan, plan_json, render_markdown
+from modelpin.rollout.reason import Reason
+from modelpin.rollout.state import AliasState
+from modelpin.rollout.transitions import FleetContext, TransitionOption, allowed_transitions
+
+HISTORY_DEPTH = 200
+"""Commits of a tenant file searched for earlier pins (the revert rule)."""
+
+
+def _git_tree(repo: Path, rev: str) -> GitTree:
+    try:
+        return GitTree(repo, rev)
+    except TreeError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _fleet_or_fail(result: LoadResult, what: str) -> FleetContext:
+    if result.fleet is None or has_errors(result.diagnostics):
+        raise CommandError(
+            f"{what} is not a valid fleet; run `modelpin validate` on it", exit_code=EXIT_INVALID
+        )
+    return FleetContext.build(result.fleet)
+
+
+def pin_history(repo: Path, rev: str, path: str) -> dict[str, set[str]]:
+    """Per alias, every pin ``path`` had in the history of ``rev`` (newest first, capped)."""
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", f"-{HISTORY_DEPTH}", "--format=%H", rev, "--", path],
+        capture_output=True, text=True, check=False,
+    )
+    commits = log.stdout.split()
+    if log.returncode != 0 or not commits:
+        return {}
+    request = "".join(f"{c}:{path}\n" for c in commits).encode()
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch"], input=request, capture_output=True,
+        check=False,
+    )
+    pins: dict[str, set[str]] = {}
+    out, pos = proc.stdout, 0
+    for _ in commits:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        if len(header) < 3:  # "<object> missing": the file did not exist then
+            pos = end + 1
+            continue
+        size = int(header[2])
+        body = out[end + 1 : end + 1 + size]
+        pos = end + 1 + size + 1
+        try:
+            doc = yaml.safe_load(body)
+        except yaml.YAMLError:
+            continue
+        aliases = doc.get("aliases") if isinstance(doc, dict) else None
+        for name, alias in (aliases or {}).items():
+            if isinstance(alias, dict) and isinstance(alias.get("pin"), str):
+                pins.setdefault(str(name), set()).add(alias["pin"])
+    return pins
+
+
+@dataclass
+class _Judged:
+    base: FleetContext
+    head: FleetContext
+    base_result: LoadResult
+    head_result: LoadResult
+    changes: list[Change]
+    now: datetime
+    base_tree: GitTree
+    head_tree: GitTree
+
+    def locate(self, tenant: str, reason: Reason) -> str:
+        return ":".join(str(p) for p in self.position(tenant, reason))
+
+    def position(self, tenant: str, reason: Reason) -> tuple[str, int, int]:
+        for ctx, result in ((self.head, self.head_result), (self.base, self.base_result)):
+            if tenant in ctx.fleet.tenants:
+                path = ctx.fleet.tenant_path(tenant)
+                doc = result.documents.get(path)
+                line, col = doc.position(reason.path) if doc else (1, 1)
+                return path, line, col
+        return f"tenants/{tenant}.yaml", 1, 1
+
+    def diagnostics(self) -> list[Diagnostic]:
+        out = []
+        for change in self.changes:
+            where = change.tenant + (f"/{change.alias}" if change.alias else "")
+            for reason in change.reasons:
+                path, line, col = self.position(change.tenant, reason)
+                out.append(error(reason.code, f"{where}: {reason.message}", path, line, col,
+                                 hint=reason.hint))
+        return out
+
+    def source_lines(self, path: str) -> list[str] | None:
+        return self.head_result.source_lines(path) or self.base_result.source_lines(path)
+
+
+def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None) -> _Judged:
+    root = repo if repo is not None else default_repo()
+    base_tree = _git_tree(root, base_rev)
+    head_tree = _git_tree(root, head_rev)
+    now = parse_time(now_text) if now_text else head_tree.commit_time
+    cache: ParseCache = {}
+    base_result = load_fleet(base_tree, base_tree.commit_time, cache=cache)
+    head_result = load_fleet(head_tree, now, cache=cache)
+    if has_errors(head_result.diagnostics) or head_result.fleet is None:
+        emit_diagnostics(head_result.diagnostics, "text", head_result.source_lines, {})
+        raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
+    base = _fleet_or_fail(base_result, f"base {base_rev}")
+    head = FleetContext.build(head_result.fleet)
+    changes: list[Change] = []
+    for tenant_id in changed_tenants(base.fleet, head.fleet):
+        history = _history_for(root, base_tree, base, head, tenant_id)
+        changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
+                                now=now, previous_pins=history)
+    return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree)
+
+
+def _history_for(
+    root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext, tenant_id: str
+) -> Mapping[str, Collection[str]]:
+    """Earlier pins, read only when an alias's pin changed without a rollout (a repin)."""
+    old, new = base.fleet.tenants.get(tenant_id), head.fleet.tenants.get(tenant_id)
+    if old is None or new is None:
+        return {}
+    repinned = [
+        name for name, alias in new.aliases.items()
+        if name in old.aliases and old.aliases[name].pin != alias.pin
+        and old.aliases[name].rollout is None and alias.rollout is None
+    ]
+    if not repinned:
+        return {}
+    history = pin_history(root, base_tree.commit, base.fleet.tenant_path(tenant_id))
+    return {name: history.get(name, set()) - {old.aliases[name].pin} for name in repinned}
+
+
+@click.command()
+@repo_option
+@click.option("--base", "base_rev", required=True, metavar="REF", help="The base revision.")
+@click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
+@now_option
+@format_option("text", "github", "json")
+def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
+          fmt: str) -> int:
+    """Judge every tenant change between two commits as a stage transition."""
+    judged = _judge(repo, base_rev, head_rev, now_text)
+    diagnostics = judged.diagnostics()
+    tenants = {c.tenant for c in judged.changes}
+    summary: dict[str, object] = {
+        "base": judged.base_tree.commit, "head": judged.head_tree.commit,
+        "now": format_time(judged.now), "changes": len(judged.changes),
+        "tenants": len(tenants), "violations": len(diagnostics),
+    }
+    emit_diagnostics(diagnostics, fmt, judged.source_lines, summary)
+    if fmt != "json":
+        verdict = "violations" if diagnostics else "ok"
+        click.echo(f"{verdict}: {len(judged.changes)} change(s) in {len(tenants)} tenant(s), "
+                   f"{len(diagnostics)} violation(s)", err=fmt == "github")
+    return EXIT_INVALID if diagnostics else EXIT_OK
+
+
+@click.command()
+@repo_option
+@click.option("--base", "base_rev", required=True, metavar="REF", help="The base revision.")
+@click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
+@now_option
+@format_option("markdown", "json")
+def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
+         fmt: str) -> int:
+    """The pull-request comment: changes, blast radius, warnings, violations.
+
+    Exits 0 once the plan is rendered, violations or not: ``check`` is the gate.
+    """
+    judged = _judge(repo, base_rev, head_rev, now_text)
+    result = build_plan(judged.base, judged.head, judged.changes, now=judged.now,
+                        base_label=base_rev, head_label=head_rev)
+    if fmt == "json":
+        click.echo(json.dumps(plan_json(result, judged.locate), indent=2, sort_keys=True))
+    else:
+        click.echo(render_markdown(result, judged.locate), nl=False)
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("tenant")
+@click.argument("alias", required=False)
+@repo_option
+@click.option("--rev", default=None, metavar="REF", help="Explain this git revision.")
+@now_option
+@format_option("text", "json")
+def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
+            now_text: str | None, fmt: str) -> int:
+    """A tenant's current state, evidence, and allowed and blocked next transitions."""
+    root = repo if repo is not None else default_repo()
+    tree: SourceTree
+    try:
+        tree = GitTree(root, rev) if rev else DirectoryTree(root)
+    except TreeError as exc:
+        raise CommandError(str(exc)) from None
+    now = resolve_now(now_text, root, tree)
+    result = load_fleet(tree, now)
+    if result.fleet is None or has_errors(result.diagnostics):
+        emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
+        return EXIT_INVALID
+    ctx = FleetContext.build(result.fleet)
+    found = ctx.fleet.tenants.get(tenant)
+    if found is None:
+        guess = did_you_mean(tenant, sorted(ctx.fleet.tenants))
+        raise CommandError(f"unknown tenant {tenant!r}", hint=guess)
+    if alias is not None and alias not in found.aliases:
+        raise CommandError(f"tenant {tenant} has no alias {alias!r}",
+                           hint=f"aliases: {', '.join(sorted(found.aliases))}")
+    history: dict[str, set[str]] = {}
+    if rev or (root / ".git").exists():
+        history = pin_history(root, rev or "HEAD", ctx.fleet.tenant_path(tenant))
+    names = [alias] if alias else sorted(found.aliases)
+    report = []
+    for name in names:
+        state = AliasState.of(found.aliases[name])
+        group = ctx.fleet.policy.groups[found.group]
+        evidence = None
+        if state.candidate and state.in_flight:
+            evidence = gates.evidence_gate(ctx.fleet, found, name, state.pin, state.candidate,
+                                           group, now, ())
+        options = allowed_transitions(ctx, tenant, name, now,
+                                      previous_pins=history.get(name, set()) - {state.pin})
+        report.append((name, state, evidence, options))
+    if fmt == "json":
+        click.echo(json.dumps(_explain_json(tenant, found.group, now, report), indent=2))
+        return EXIT_OK
+    click.echo(f"tenant {tenant} (group {found.group}{', frozen' if found.freeze else ''}) "
+               f"at {format_time(now)}")
+    for name, state, evidence, options in report:
+        click.echo(f"\n{name}: {state.label()}")
+        if state.since is not None:
+            click.echo(f"  since {format_time(state.since)} "
+                       f"({gates.format_span(now - state.since)} ago)")
+        if state.candidate and state.kind != "rolled-back":
+            click.echo(f"  pin {state.pin}, candidate {state.candidate}")
+        if evidence is not None:
+            verdict = "passes" if evidence.passes else "does not pass"
+            click.echo(f"  evidence: {evidence.summary()} — {verdict}")
+            for reason in evidence.reasons:
+                click.echo(f"    {reason.code} {reason.message}")
+        click.echo("  next transitions:")
+        for option in options:
+            mark = "allowed" if option.allowed else "blocked"
+            note = f" ({option.note})" if option.note else ""
+            click.echo(f"    [{mark}] {option.kind} -> {option.target.label()}{note}")
+            for reason in option.reasons:
+                click.echo(f"        {reason.code} {reason.message}")
+    return EXIT_OK
+
+
+_Report = list[tuple[str, AliasState, gates.EvidenceCheck | None, list[TransitionOption]]]
+
+
+def _explain_json(tenant: str, group: str, now: datetime, report: _Report) -> dict[str, object]:
+    aliases = []
+    for name, state, evidence, options in report:
+        aliases.append({
+            "alias": name,
+            "state": {"stage": state.kind, "pin": state.pin, "candidate": state.candidate,
+                      "percent": state.percent,
+                      "since": format_time(state.since) if state.since else None},
+            "evidence": None if evidence is None else {
+                "summary": evidence.summary(), "passes": evidence.passes,
+                "reasons": [{"code": r.code, "message": r.message} for r in evidence.reasons]},
+            "transitions": [
+                {"kind": o.kind, "target": o.target.label(), "allowed": o.allowed,
+                 "note": o.note,
+                 "reasons": [{"code": r.code, "message": r.message} for r in o.reasons]}
+                for o in options
+            ],
+        })
+    return {"tenant": tenant, "group": group, "now": format_time(now), "aliases": aliases}
