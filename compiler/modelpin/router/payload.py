@@ -161,15 +161,19 @@ def _parse(payload: bytes, sha256: str) -> RoutingTable:
     for tenant_id, t in tenants_doc.items():
         if id_match(tenant_id) is None:
             _id(tenant_id, f"tenants.{tenant_id}")
-        if type(t) is not dict or t.keys() != _TENANT_KEYS:
+        # Exactly the expected keys: the right count, and every one present (a missing
+        # one raises KeyError below) -- cheaper than comparing key sets.
+        if type(t) is not dict or len(t) != 4:
             _keys(t, _TENANT_KEYS, f"tenants.{tenant_id}")
-        group = t["group"]
+        try:
+            group, policy, tools, aliases = t["group"], t["failure_policy"], t["tools"], t[
+                "aliases"]
+        except KeyError:
+            _keys(t, _TENANT_KEYS, f"tenants.{tenant_id}")
         if group not in known_ids:
             known_ids.add(_id(group, f"tenants.{tenant_id}.group"))
-        policy = t["failure_policy"]
         if type(policy) is not str or policy not in FAILURE_POLICIES:
             _enum(policy, FAILURE_POLICIES, f"tenants.{tenant_id}.failure_policy")
-        tools = t["tools"]
         if type(tools) is not dict:
             _fail(f"tenants.{tenant_id}.tools", "must be an object")
         for name, schema in tools.items():
@@ -181,16 +185,18 @@ def _parse(payload: bytes, sha256: str) -> RoutingTable:
             if type(schema) is not dict and type(schema) is not bool:
                 _fail(f"tenants.{tenant_id}.tools.{name}",
                       "must be a JSON Schema (object or boolean)")
-        aliases = t["aliases"]
         if type(aliases) is not dict:
             _fail(f"tenants.{tenant_id}.aliases", "must be an object")
         tenant_routes: dict[str, Route] = {}
         for alias_id, a in aliases.items():
             if alias_id not in known_ids:
                 known_ids.add(_id(alias_id, f"tenants.{tenant_id}.aliases.{alias_id}"))
-            if type(a) is not dict or a.keys() != _ALIAS_KEYS:
+            if type(a) is not dict or len(a) != 9:
                 _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
-            tenant_routes[alias_id] = build.route(tenant_id, alias_id, a)
+            try:
+                tenant_routes[alias_id] = build.route(tenant_id, alias_id, a)
+            except KeyError:  # a key missing, another in its place
+                _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
         routes[tenant_id] = tenant_routes
         policies[tenant_id] = TenantPolicy(policy, tools)
     return RoutingTable(
