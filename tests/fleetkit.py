@@ -50,6 +50,43 @@ COMPATIBILITY: dict[str, Any] = {
 }
 
 
+def _rate(direction: str, min_samples: int, tolerance: float, action: str,
+          **extra: Any) -> dict[str, Any]:
+    return {"kind": "rate", "direction": direction, "min_samples": min_samples,
+            "confidence": 0.95, "tolerance": tolerance, "action": action, **extra}
+
+
+SIGNALS: dict[str, Any] = {
+    "window": "1h",
+    "signals": {
+        "tool_call_failure_rate": _rate("lower_is_better", 200, 0.005, "rollback"),
+        "task_completion_rate": _rate("higher_is_better", 100, 0.02, "rollback"),
+        "semantic_similarity": {"kind": "mean", "direction": "higher_is_better",
+                                "min_samples": 50, "confidence": 0.95, "tolerance": 0.03,
+                                "action": "pause"},
+        "coercion_rate": _rate("lower_is_better", 200, 0.005, "rollback", limit=0.02),
+        "downstream_error_rate": _rate("lower_is_better", 200, 0.005, "escalate"),
+    },
+}
+
+
+def cohort(tenant_id: str, alias: str, cohort_name: str, *, requests: int = 20000,
+           tool_calls: int = 8000, tool_call_failures: int = 80, tasks: int = 4000,
+           tasks_completed: int = 3800, similarity: float = 0.91, coercions: int = 40,
+           downstream_errors: int = 60) -> dict[str, Any]:
+    """One telemetry record (docs/telemetry.md); defaults are a healthy cohort."""
+    return {"tenant": tenant_id, "alias": alias, "cohort": cohort_name, "window": "1h",
+            "requests": requests, "tool_calls": tool_calls,
+            "tool_call_failures": tool_call_failures, "tasks": tasks,
+            "tasks_completed": tasks_completed,
+            "semantic_similarity": {"mean": similarity, "std": 0.08, "count": tasks // 2},
+            "coercions": coercions, "downstream_errors": downstream_errors}
+
+
+def telemetry(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 1, "generated_at": NOW, "records": list(records)}
+
+
 def tenant(tid: str, group: str = "standard", workload: str = "chat",
            pin: str = "gpt-5-2026-01-10", rollout: dict[str, Any] | None = None,
            **extra: Any) -> dict[str, Any]:
@@ -83,6 +120,7 @@ class FleetSpec:
     )
     evidence: list[dict[str, Any]] = field(default_factory=list)
     artifact: dict[str, Any] | None = None
+    signals: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(SIGNALS))
     policy_extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, doc: dict[str, Any]) -> FleetSpec:
@@ -99,6 +137,8 @@ class FleetSpec:
         _dump(root / "policies/rollout-groups.yaml",
               {"groups": self.groups, "evidence_max_age": "30d", "sunset_warning_days": 60,
                **self.policy_extra})
+        if self.signals is not None:
+            _dump(root / "policies/signals.yaml", self.signals)
         if self.artifact is not None:
             _dump(root / "policies/artifact.yaml", self.artifact)
         for mid, model in self.models.items():

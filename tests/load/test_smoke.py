@@ -7,4 +7,4 @@ from tests.fleetkit import NOW, FleetSpec
 def test_minimal_fleet_is_valid(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     root = FleetSpec().write(tmp_path)
     assert main(["validate", "--repo", str(root), "--now", NOW]) == 0
-    assert "valid: 7 files, 1 tenants, 1 aliases: 0 error(s), 0 warning(s)" in capsys.readouterr().out
+    assert "valid: 8 files, 1 tenants, 1 aliases: 0 error(s), 0 warning(s)" in capsys.readouterr().out
