@@ -149,14 +149,7 @@ def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or str(exc)
-        context = f" {exc.context}" if exc.context else ""
-        doc.diagnostics.append(
-            error("MP003", f"syntax error: {problem}{context}", path, line, col,
-                  hint="check indentation, quoting and that there is a single document")
-        )
+        doc.diagnostics.append(_syntax_error(path, exc))
         return doc
     except (yaml.YAMLError, RecursionError) as exc:
         doc.diagnostics.append(error("MP003", f"syntax error: {exc}", path))
@@ -177,7 +170,10 @@ def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document
     try:
         doc.data = converter.value(root, 0)
     except _Abort as abort:
-        doc.diagnostics.append(abort.diagnostic)
+        diagnostic = abort.diagnostic
+        if diagnostic.code == "MP005":
+            diagnostic = _blame_expansion(path, root, diagnostic)
+        doc.diagnostics.append(diagnostic)
         doc.data = None
     doc._root = None
     if doc.diagnostics:
@@ -185,6 +181,45 @@ def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document
         if any(d.severity == "error" for d in doc.diagnostics):
             doc.data = None
     return doc
+
+
+def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    """PyYAML's problem at its mark; where the construct began when that is elsewhere."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"syntax error: {exc.problem or exc.context or 'cannot parse'}"
+    if exc.problem and exc.context:
+        message += f" ({exc.context}"
+        start = exc.context_mark
+        if start is not None and (start.line, start.column) != (mark.line if mark else -1,
+                                                                mark.column if mark else -1):
+            message += f" started at {start.line + 1}:{start.column + 1}"
+        message += ")"
+    return error("MP003", message, path, line, col,
+                 hint="check indentation, quoting and that there is a single document")
+
+
+def _blame_expansion(path: str, root: yaml.MappingNode, found: Diagnostic) -> Diagnostic:
+    """Point an alias bomb at the top-level key whose value blows the node budget.
+
+    Error path only: counts nodes again, top-level entry by entry, with the same budget
+    (so at most ``MAX_NODES`` visits), and names the entry where it runs out.
+    """
+    budget = MAX_NODES - 1
+    for key_node, value_node in root.value:
+        stack: list[yaml.Node] = [value_node]
+        while stack:
+            node = stack.pop()
+            budget -= 1
+            if budget < 0:
+                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                return error("MP005", f"the value of '{key_node.value}' expands to more than "
+                             f"{MAX_NODES:,} nodes", path, line, col, found.hint)
+            if isinstance(node, yaml.MappingNode):
+                stack.extend(v for _k, v in node.value)  # keys are not counted
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(node.value)
+    return found
 
 
 class _Converter:
@@ -241,19 +276,26 @@ class _Converter:
     def _scalar(self, node: yaml.ScalarNode, tag: str) -> Any:
         if tag == _STR:
             return node.value
-        if tag == _INT:
-            try:
-                return int(node.value)
-            except ValueError:
-                return _constructor.construct_yaml_int(node)
-        if tag == _BOOL:
-            return node.value.lower() in ("true", "yes", "on", "y")
-        if tag == _NULL:
-            return None
-        if tag == _FLOAT:
-            return _constructor.construct_yaml_float(node)
-        if tag == _TIMESTAMP:
-            return _constructor.construct_yaml_timestamp(node)
+        try:
+            if tag == _INT:
+                try:
+                    return int(node.value)
+                except ValueError:
+                    return _constructor.construct_yaml_int(node)
+            if tag == _BOOL:
+                return node.value.lower() in ("true", "yes", "on", "y")
+            if tag == _NULL:
+                return None
+            if tag == _FLOAT:
+                return _constructor.construct_yaml_float(node)
+            if tag == _TIMESTAMP:
+                return _constructor.construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            # Matches the resolver's pattern but is no value: 2026-02-30, 0x_.
+            line, col = self._at(node)
+            raise _Abort(error("MP012", f"{node.value!r} is not a valid "
+                               f"{tag.rsplit(':', 1)[-1]}: {exc}", self.path, line, col,
+                               hint="quote it to keep it as text")) from None
         line, col = self._at(node)
         raise _Abort(error("MP012", f"unsupported YAML tag {tag}", self.path, line, col,
                            hint="use plain YAML values: mappings, lists, strings, numbers"))

@@ -115,18 +115,19 @@ def _load_file(
     return result
 
 
-_schema_verdicts: dict[str, str | None] = {}
+_SchemaProblem = tuple[str, tuple[str | int, ...]]
+_schema_verdicts: dict[str, _SchemaProblem | None] = {}
 
 
-def _schema_problem(schema: dict[str, Any]) -> str | None:
-    """Why ``schema`` is not a valid JSON Schema, or None (memoised by content)."""
+def _schema_problem(schema: dict[str, Any]) -> _SchemaProblem | None:
+    """Why ``schema`` is not a valid JSON Schema and where in it, or None (memoised)."""
     key = json.dumps(schema, sort_keys=True, default=str)
     if key not in _schema_verdicts:
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
             _schema_verdicts[key] = None
         except jsonschema.SchemaError as exc:
-            _schema_verdicts[key] = exc.message
+            _schema_verdicts[key] = (exc.message, tuple(exc.path))
     return _schema_verdicts[key]
 
 
@@ -135,8 +136,11 @@ def _check_tools(doc: Document, tenant: Tenant) -> list[Diagnostic]:
     for name, schema in tenant.tools.items():
         problem = _schema_problem(schema)
         if problem:
-            line, col = doc.position(("tools", name))
-            out.append(error("MP033", f"tool '{name}': {problem}", doc.path, line, col,
+            message, where = problem
+            line, col = doc.position(("tools", name, *where))
+            inside = "".join(f"/{p}" for p in where)
+            out.append(error("MP033", f"tool '{name}' schema{' at ' + inside if inside else ''}: "
+                             f"{message}", doc.path, line, col,
                              hint="tools map a tool name to the JSON Schema of its arguments"))
     return out
 
@@ -307,7 +311,7 @@ class _CrossCheck:
         workloads = set(compat.workloads)
         for i, upgrade in enumerate(compat.upgrades):
             for field_name, ref in (("from", upgrade.from_), ("to", upgrade.to)):
-                if ref not in models:
+                if ref not in models and ref not in self.model_files:
                     self._error("MP022", f"unknown model version '{ref}'", COMPATIBILITY,
                                 ("upgrades", i, field_name), did_you_mean(ref, known))
             pair = (upgrade.from_, upgrade.to)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
+from datetime import date
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,10 @@ _CODE_BY_TYPE = {
     "missing": "MP011",
     "floating_version": "MP014",
 }
+
+
+_OWN_MESSAGES = frozenset({"value_error", "assertion_error", "floating_version"})
+"""Error types whose message already names the offending value."""
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -64,8 +69,16 @@ def fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
 
 
 def _describe_input(value: Any) -> str:
-    text = repr(value)
+    # Dates and times as they are written in YAML, not as Python reprs.
+    text = repr(value.isoformat()) if isinstance(value, date) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _strip_prefix(msg: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
 
 
 def diagnostics_for(
@@ -93,15 +106,21 @@ def diagnostics_for(
             message = f"missing required key '{loc[-1]}'"
             if len(loc) > 1:
                 message += f" in {'.'.join(str(p) for p in loc[:-1])}"
+        elif kind == "rule":
+            # A rule across fields (a model validator): point at the value that breaks it.
+            at = tuple(err.get("ctx", {}).get("at", ()))
+            line, col = doc.position((*loc, *at))
+            message = f"{where}: {err['msg']}" if loc else str(err["msg"])
+        elif loc and loc[-1] == "[key]":
+            # A mapping key that breaks its rule (e.g. an alias name that is not an id).
+            line, col = doc.position(loc[:-1], key=True)
+            msg = _strip_prefix(str(err["msg"]))
+            parent = ".".join(str(p) for p in loc[:-2])
+            message = f"{parent}: key {msg}" if parent else f"key {msg}"
         else:
             line, col = doc.position(loc)
-            msg = str(err["msg"])
-            for prefix in ("Value error, ", "Assertion failed, "):
-                if msg.startswith(prefix):
-                    msg = msg[len(prefix):]
-            if kind.endswith("_type") or kind.endswith("_parsing") or kind in (
-                "literal_error", "enum"
-            ):
+            msg = _strip_prefix(str(err["msg"]))
+            if kind not in _OWN_MESSAGES:
                 msg = f"{msg}, got {_describe_input(err.get('input'))}"
             message = f"{where}: {msg}" if loc else msg
         out.append(error(code, message, doc.path, line, col, hint))

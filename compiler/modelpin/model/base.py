@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -30,6 +31,22 @@ class StrictModel(BaseModel):
     """Unknown keys are errors; validated values never change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def rule_error(message: str, *at: str | int) -> PydanticCustomError:
+    """A rule across fields, broken at the value ``at`` (a path below the model).
+
+    Raised from a model validator, so the diagnostic points at the value that breaks the
+    rule rather than at the whole mapping (the loader reads ``ctx["at"]``; a missing
+    value falls back to its nearest existing parent).
+    """
+    return PydanticCustomError("rule", "{message}", {"message": message, "at": at})
+
+
+def is_hundredths(value: float) -> bool:
+    """Whether ``value`` is a whole number of 0.01 (0.07 and 0.29 are, despite floats)."""
+    scaled = value * 100
+    return abs(scaled - round(scaled)) < 1e-6
 
 
 def _check_id(value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from modelpin.model.base import Identifier, StrictModel
+from modelpin.model.base import Identifier, StrictModel, rule_error
 from modelpin.model.tenant import BetsSuiteRef
 
 
@@ -29,7 +29,7 @@ class Evidence(StrictModel):
     @model_validator(mode="after")
     def _counts(self) -> Evidence:
         if self.passed > self.cases:
-            raise ValueError(f"'passed' ({self.passed}) exceeds 'cases' ({self.cases})")
+            raise rule_error(f"'passed' ({self.passed}) exceeds 'cases' ({self.cases})", "passed")
         return self
 
     @property

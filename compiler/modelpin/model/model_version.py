@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from modelpin.model.base import Identifier, StrictModel
+from modelpin.model.base import Identifier, StrictModel, rule_error
 
 ModelKind = Literal["chat", "embedding"]
 
@@ -47,7 +47,7 @@ class ModelVersion(StrictModel):
         if reason:
             raise PydanticCustomError(
                 "floating_version",
-                "{value!r} is a floating alias, not an exact version: {reason}",
+                "'{value}' is a floating alias, not an exact version: {reason}",
                 {"value": value, "reason": reason},
             )
         return value
@@ -55,11 +55,11 @@ class ModelVersion(StrictModel):
     @model_validator(mode="after")
     def _dates_and_block(self) -> ModelVersion:
         if self.blocked and not self.blocked_reason:
-            raise ValueError("a blocked model version needs a 'blocked_reason'")
+            raise rule_error("a blocked model version needs a 'blocked_reason'", "blocked")
         if self.retires_on and self.retires_on < self.released:
-            raise ValueError("'retires_on' is before 'released'")
+            raise rule_error("'retires_on' is before 'released'", "retires_on")
         if self.deprecated_on and self.retires_on and self.retires_on < self.deprecated_on:
-            raise ValueError("'retires_on' is before 'deprecated_on'")
+            raise rule_error("'retires_on' is before 'deprecated_on'", "retires_on")
         return self
 
     def retired(self, today: date) -> bool:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from modelpin.model.base import Duration, Identifier, StrictModel
+from modelpin.model.base import Duration, Identifier, StrictModel, is_hundredths, rule_error
 
 Approval = Literal["none", "manual"]
 
@@ -36,7 +36,7 @@ class RolloutGroup(StrictModel):
         for step in steps:
             if not 0 < step <= 100:
                 raise ValueError(f"ladder step {step:g} is outside (0, 100]")
-            if round(step * 100) != step * 100:
+            if not is_hundredths(step):
                 raise ValueError(f"ladder step {step:g} is finer than 0.01 percent")
         for a, b in itertools.pairwise(steps):
             if b <= a:
@@ -69,12 +69,14 @@ class TrustedKey(StrictModel):
         try:
             raw = base64.b64decode(self.public_key, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError("'public_key' is not base64") from None
+            raise rule_error("'public_key' is not base64", "public_key") from None
         if len(raw) != 32:
-            raise ValueError(f"'public_key' must be 32 raw Ed25519 bytes, got {len(raw)}")
+            raise rule_error(f"'public_key' must be 32 raw Ed25519 bytes, got {len(raw)}",
+                             "public_key")
         actual = hashlib.sha256(raw).hexdigest()
         if self.keyid is not None and self.keyid != actual:
-            raise ValueError(f"'keyid' does not match the public key (its id is {actual})")
+            raise rule_error(f"'keyid' does not match the public key (its id is {actual})",
+                             "keyid")
         return self
 
     @property
@@ -91,7 +93,8 @@ class ArtifactPolicy(StrictModel):
     @model_validator(mode="after")
     def _threshold(self) -> ArtifactPolicy:
         if self.trusted_keys and self.threshold > len(self.trusted_keys):
-            raise ValueError(
-                f"threshold {self.threshold} exceeds the {len(self.trusted_keys)} trusted key(s)"
+            raise rule_error(
+                f"threshold {self.threshold} exceeds the {len(self.trusted_keys)} trusted key(s)",
+                "threshold",
             )
         return self

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from modelpin.model.base import Identifier, StrictModel
+from modelpin.model.base import Identifier, StrictModel, is_hundredths, rule_error
 from modelpin.model.model_version import ModelKind
 
 Stage = Literal["shadow", "canary", "paused", "rolled-back"]
@@ -17,7 +17,7 @@ FailurePolicy = Literal["fallback-stable", "structured-error"]
 def _percent(value: float) -> float:
     if not 0 < value <= 100:
         raise ValueError(f"percent {value:g} is outside (0, 100]")
-    if round(value * 100) != value * 100:
+    if not is_hundredths(value):
         raise ValueError(f"percent {value:g} is finer than 0.01")
     return value
 
@@ -52,11 +52,13 @@ class Rollout(StrictModel):
     @model_validator(mode="after")
     def _stage_fields(self) -> Rollout:
         if self.stage in ("canary", "paused") and self.percent is None:
-            raise ValueError(f"a {self.stage} rollout needs 'percent' (a step of the ladder)")
+            raise rule_error(f"a {self.stage} rollout needs 'percent' (a step of the ladder)",
+                             "stage")
         if self.stage == "shadow" and self.percent is not None:
-            raise ValueError("a shadow rollout carries no 'percent': shadow serves no traffic")
+            raise rule_error("a shadow rollout carries no 'percent': shadow serves no traffic",
+                             "percent")
         if self.stage in ("paused", "rolled-back") and not (self.reason and self.reason.strip()):
-            raise ValueError(f"a {self.stage} rollout needs a 'reason'")
+            raise rule_error(f"a {self.stage} rollout needs a 'reason'", "stage")
         return self
 
 
@@ -68,7 +70,8 @@ class Alias(StrictModel):
     @model_validator(mode="after")
     def _candidate_differs(self) -> Alias:
         if self.rollout is not None and self.rollout.candidate == self.pin:
-            raise ValueError("the rollout's 'candidate' is the current 'pin'")
+            raise rule_error("the rollout's 'candidate' is the current 'pin'",
+                             "rollout", "candidate")
         return self
 
 
