@@ -237,6 +237,9 @@ ROWS = [
     Row("in-flight/approval-removed", canary(1, ago(80), approvals=[APPROVAL_1]),
         canary(1, ago(80)), None, ["MP102"], "approvals are append-only", group="conservative",
         tweak=_add(tenant("s1", pin=V))),
+    Row("pause/approvals-edited", canary(1, ago(80), approvals=[APPROVAL_1]),
+        {**paused(1, FRESH), "approvals": [{**APPROVAL_1, "at": ago(1)}]}, "pause", [],
+        group="conservative", tweak=_add(tenant("s1", pin=V))),
     # canary(100) -> pinned(V)
     Row("promote", canary(100, ago(30)), None, "promote", [], pin_after=V),
     Row("promote/soak", canary(100, ago(3)), None, "promote", ["MP106"], "soak 3h of 24h",

@@ -225,7 +225,8 @@ def _classify(
         return illegal(
             "MP102", f"pin changed {b.pin} -> {h.pin} while {b.label()}", *alias_path(name, "pin")
         )
-    edits = _in_flight_edits(name, old, new)
+    # Pause and rollback are never blocked by the approvals record (it gates advances).
+    edits = _in_flight_edits(name, old, new, approvals=h.kind not in ("paused", "rolled-back"))
     if edits:
         return None, tuple(edits)
     if h.kind == "rolled-back":
@@ -322,7 +323,7 @@ def _since_reasons(
     return []
 
 
-def _in_flight_edits(name: str, old: Alias, new: Alias) -> list[Reason]:
+def _in_flight_edits(name: str, old: Alias, new: Alias, *, approvals: bool = True) -> list[Reason]:
     """In flight the candidate and pin are fixed and approvals only grow."""
     assert old.rollout is not None and new.rollout is not None
     out = []
@@ -345,7 +346,7 @@ def _in_flight_edits(name: str, old: Alias, new: Alias) -> list[Reason]:
             )
         )
     missing = [a for a in old.rollout.approvals if a not in new.rollout.approvals]
-    if missing:
+    if missing and approvals:
         out.append(
             Reason(
                 "MP102",
