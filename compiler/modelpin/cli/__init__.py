@@ -8,6 +8,7 @@ import click
 
 from modelpin import __version__
 from modelpin.cli import rollout_commands
+from modelpin.cli.artifact_commands import COMMANDS as ARTIFACT_COMMANDS
 from modelpin.cli.bot_command import bot
 from modelpin.cli.common import EXIT_USAGE, CommandError
 from modelpin.cli.validate import schema, validate
@@ -21,6 +22,8 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(schema)
+for _artifact_command in ARTIFACT_COMMANDS:
+    cli.add_command(_artifact_command)
 cli.add_command(bot)
 for _command in (rollout_commands.explain, rollout_commands.check, rollout_commands.plan):
     cli.add_command(_command)

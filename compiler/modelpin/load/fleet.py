@@ -82,11 +82,18 @@ def _stem(path: str) -> str:
 def _load_file(
     tree: SourceTree, path: str, model: type[BaseModel], cache: ParseCache | None
 ) -> tuple[Document, BaseModel | None, list[Diagnostic]]:
-    raw = tree.read(path)
     key: tuple[str, str] | None = None
-    if cache is not None:
-        blob = getattr(tree, "blob_id", None)
-        key = (path, blob(path) if callable(blob) else blob_id_of(raw))
+    blob = getattr(tree, "blob_id", None)
+    if cache is not None and callable(blob):
+        # The tree knows the content hash without reading (git, a stat index): a hit
+        # costs no read at all.
+        key = (path, blob(path))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    raw = tree.read(path)
+    if cache is not None and key is None:
+        key = (path, blob_id_of(raw))
         hit = cache.get(key)
         if hit is not None:
             return hit

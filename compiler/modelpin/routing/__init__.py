@@ -1,0 +1,1 @@
+"""Fleet -> routing table payload: pure, canonical bytes (docs/routing-table.md)."""
