@@ -1,0 +1,72 @@
+"""Case 4: ``modelpin check --base`` on a pull request changing 100 tenants, and explain.
+
+The fleet is cloned (hard links, no copy of objects), 100 tenants get allowed
+transitions (a pinned alias starts a shadow, a canary pauses) and are committed at
+``NOW``; check compares that head with the generated base commit. Its baseline is
+``modelpin validate`` of the same tree in the same process: check reads two commits and
+judges every change, so it may cost a few validates but no more.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+from pathlib import Path
+
+from benchmarks.cases_validate import validate_in_process
+from benchmarks.fleetgen import NOW, Fleet, change_tenants, commit_all, git
+from benchmarks.measure import Row, median_time, quiet, row, run_command, tool, unavailable
+
+CHANGED = 100
+
+
+def prepare(fleet_root: Path, fleet: Fleet, work: Path, changed: int = CHANGED) -> tuple[str, str]:
+    """A clone of ``fleet_root`` with ``changed`` tenants edited and committed: (base, id)."""
+    shutil.rmtree(work, ignore_errors=True)
+    git(fleet_root.parent, "clone", "-q", "--local", str(fleet_root), str(work))
+    base = git(work, "rev-parse", "HEAD")
+    ids = change_tenants(fleet, work, changed)
+    commit_all(work, f"benchmark: {len(ids)} tenant changes", date=NOW)
+    return base, ids[0] if ids else fleet.tenants[0].id
+
+
+def check_in_process(repo: Path, base: str) -> int:
+    from modelpin.cli import main
+
+    with quiet():
+        return main(["check", "--base", base, "--repo", str(repo)])
+
+
+def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
+                repeats: int) -> list[Row]:
+    from modelpin.cli import cli
+
+    check_metric = f"check --base, {CHANGED} tenants changed, vs validate ({tenants:,} tenants)"
+    explain_metric = f"explain one tenant ({tenants:,} tenants, subprocess)"
+    rows: list[Row] = []
+    base, tenant = prepare(fleet_root, fleet, work)
+    if "check" not in cli.commands:
+        rows.append(unavailable("4 check", check_metric, "<= 2.5x", "no 'modelpin check'"))
+    else:
+        codes: list[int] = []
+        check_in_process(work, base)  # warm-up: imports of the rollout engine
+        check_runs, validate_runs = [], []
+        for _ in range(repeats):
+            validate_runs.append(median_time(lambda: validate_in_process(work), 1)[0])
+            check_runs.append(median_time(
+                lambda: codes.append(check_in_process(work, base)), 1)[0])
+        note = "" if set(codes) == {0} else f"check exited {sorted(set(codes))}"
+        rows.append(row("4 check", check_metric, statistics.median(check_runs),
+                        statistics.median(validate_runs), target="<= 2.5x",
+                        baseline_name="validate", runs=repeats, note=note))
+    if "explain" not in cli.commands:
+        rows.append(unavailable("4 check", explain_metric, "< 1 s", "no 'modelpin explain'"))
+    else:
+        try:
+            argv = [tool("modelpin"), "explain", tenant, "--repo", str(work)]
+            value, _runs = median_time(lambda: run_command(argv), repeats)
+            rows.append(row("4 check", explain_metric, value, None, target="< 1 s",
+                            runs=repeats, note=f"tenant {tenant}"))
+        except RuntimeError as exc:
+            rows.append(unavailable("4 check", explain_metric, "< 1 s", str(exc)))
+    return rows

@@ -1,0 +1,273 @@
+"""One command, every performance target: ``python -m benchmarks.run``.
+
+Generates fleets (``benchmarks/.out/``, git-ignored), measures each case as the median
+of several runs next to its baseline measured in the same run, and prints the table
+with the machine it ran on. A missed target is followed by the cProfile top entries of
+the slow side. ``--quick`` (1,000 tenants, fewer repeats) finishes in about a minute;
+``--full`` adds the 100,000-tenant scaling point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # ``python benchmarks/run.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import cases_check, cases_compile, cases_validate, fleetgen, measure
+from benchmarks.measure import ROOT, Row, machine, profile_top, row, unavailable
+from benchmarks.report import print_report, update_readme
+
+OUT = ROOT / "benchmarks" / ".out"
+LINEAR = "<= 1.15x"
+"""Per-tenant cost at the larger size over the smaller: linear, within 15% noise."""
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rows: list[Row] = []
+        self.profiles: dict[str, list[str]] = {}
+        self.fleets: dict[int, tuple[Path, fleetgen.Fleet]] = {}
+        self.scaling: dict[str, dict[int, float]] = {"validate": {}, "compile": {}}
+        self.started = time.perf_counter()
+
+    def log(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def fleet(self, n: int, *, git: bool = False) -> tuple[Path, fleetgen.Fleet]:
+        if n in self.fleets and (not git or (self.fleets[n][0] / ".git").exists()):
+            return self.fleets[n]
+        root = self.args.out / f"fleet-{n}"
+        spec = fleetgen.generate(n, self.args.seed)
+        marker = root / ".generated"
+        stamp = f"{n} {self.args.seed} {git}"
+        if not (self.args.reuse and marker.exists() and marker.read_text() == stamp):
+            start = time.perf_counter()
+            shutil.rmtree(root, ignore_errors=True)
+            fleetgen.write(spec, root)
+            if git:
+                fleetgen.commit_all(root, f"benchmark fleet: {n} tenants")
+            marker.write_text(stamp)
+            self.log(f"generated {n:,} tenants in {time.perf_counter() - start:.1f}s -> {root}")
+        self.fleets[n] = (root, spec)
+        return root, spec
+
+    def add(self, rows: list[Row]) -> None:
+        for r in rows:
+            shown = "n/a" if r["value"] is None else f"{r['value']:.4g}"
+            self.log(f"  {r['case']}: {r['metric']}: {shown} {r.get('note', '')}")
+        self.rows.extend(rows)
+
+    def profile(self, key: str, fn: Callable[[], Any]) -> None:
+        if self.args.no_profile or key in self.profiles:
+            return
+        self.log(f"profiling {key}")
+        try:
+            self.profiles[key] = profile_top(fn, self.args.profile_top)
+        except Exception as exc:  # a profile is a courtesy; never lose the table for it
+            self.profiles[key] = [f"profile failed: {exc}"]
+
+    # -- cases -------------------------------------------------------------------------
+
+    def case_validate(self) -> None:
+        n = self.args.tenants
+        root, _ = self.fleet(n)
+        self.log(f"case 1: validate vs parse floor at {n:,}")
+        rows, m = cases_validate.validate_vs_floor(root, n, self.args.repeats)
+        self.floor = m["floor"]
+        self.scaling["validate"][n] = m["validate"]
+        self.add(rows)
+        if rows[0]["met"] is False:
+            self.profile("1 validate", lambda: cases_validate.validate_in_process(root))
+        self.log(f"case 1: validate vs check-jsonschema at {n:,}")
+        self.add(cases_validate.validate_vs_check_jsonschema(root, n, self.args.cjs_repeats))
+
+    def case_compile(self) -> None:
+        n = self.args.tenants
+        root, _ = self.fleet(n)
+        self.log(f"cases 2-3: compile at {n:,}")
+        out = self.args.out / f"dist-{n}"
+        rows, m = cases_compile.compile_cases(root, out, n, self.args.repeats,
+                                              getattr(self, "floor", None))
+        if m:
+            self.scaling["compile"][n] = m["compile"]
+        self.add(rows)
+        for r in rows:
+            if r["met"] is False:
+                self.profile(r["case"], lambda: cases_compile.compile_in_process(root, out))
+
+    def case_check(self) -> None:
+        n = self.args.tenants
+        root, spec = self.fleet(n, git=True)
+        self.log(f"case 4: check --base and explain at {n:,}")
+        work = self.args.out / f"check-{n}"
+        try:
+            rows = cases_check.check_cases(root, spec, work, n, self.args.repeats)
+        except Exception as exc:
+            rows = [unavailable("4 check", f"check --base ({n:,} tenants)", "<= 2.5x", str(exc))]
+        self.add(rows)
+        if rows and rows[0]["met"] is False:
+            base = fleetgen.git(work, "rev-parse", "HEAD~1")
+            self.profile("4 check", lambda: cases_check.check_in_process(work, base))
+
+    def case_router(self) -> None:
+        """Cases 5-8 come from ``benchmarks/router_cases.py`` (the router's own file)."""
+        try:
+            module = importlib.import_module("benchmarks.router_cases")
+        except ImportError as exc:
+            if "router_cases" not in str(exc):
+                raise
+            for case, metric, target in (
+                ("5 resolve", "router resolve, in-memory store, pinned sessions", ">= 15x"),
+                ("6 redis", "router resolve, Redis store vs redis-py GET", "<= 1.3x"),
+                ("7 load", "table verify + load vs json.loads", "<= 3x"),
+                ("8 reload", "resolve p99 during 100 swaps vs without", "<= 2x"),
+            ):
+                self.add([unavailable(case, metric, target, "benchmarks/router_cases.py "
+                                      "is not there yet")])
+            return
+        self.log("cases 5-8: router")
+        runner = getattr(module, "run_cases", None) or getattr(module, "all_cases", None)
+        if runner is None:
+            self.add([unavailable("5 resolve", "router cases", "", "router_cases.py has no "
+                                  "run_cases()")])
+            return
+        try:
+            rows = runner(**self._router_kwargs(runner))
+        except Exception as exc:
+            rows = [unavailable("5 resolve", "router cases", "", f"failed: {exc!r}")]
+        self.add(list(rows))
+
+    def _router_kwargs(self, runner: Callable[..., Any]) -> dict[str, Any]:
+        import inspect
+
+        params = inspect.signature(runner).parameters
+        offer: dict[str, Any] = {"tenants": self.args.tenants, "quick": self.args.quick,
+                                 "full": self.args.full, "repeats": self.args.repeats,
+                                 "sizes": self.sizes, "out": self.args.out,
+                                 "seed": self.args.seed}
+        return {k: v for k, v in offer.items() if k in params}
+
+    def case_scaling(self) -> None:
+        for n in self.sizes:
+            if n == self.args.tenants:
+                continue
+            root, _ = self.fleet(n)
+            self.log(f"scaling: validate and compile at {n:,}")
+            m = cases_validate.measure_floor_and_validate(root, self.args.scale_repeats(n))
+            self.scaling["validate"][n] = m["validate"]
+            if cases_compile.available("compile"):
+                out = self.args.out / f"dist-{n}"
+                try:
+                    value, _ = cases_compile.median_time(
+                        lambda root=root, out=out: cases_compile.compile_in_process(root, out),
+                        self.args.scale_repeats(n),
+                        setup=lambda root=root, out=out: cases_compile._clear(root, out))
+                    self.scaling["compile"][n] = value
+                except RuntimeError as exc:
+                    self.log(f"  compile at {n:,} failed: {exc}")
+        for name, case in (("validate", "1 validate"), ("compile", "2 compile")):
+            points = sorted(self.scaling[name].items())
+            for (n1, t1), (n2, t2) in itertools.pairwise(points):
+                self.add([row(case, f"scaling {n1:,} -> {n2:,} tenants: time growth",
+                              t2 / t1, n2 / n1, target=LINEAR, unit="x",
+                              baseline_name="tenant growth",
+                              note=f"{t1:.3f}s -> {t2:.3f}s")])
+            if len(points) < 2:
+                self.add([unavailable(case, f"scaling ({name})", LINEAR,
+                                      "fewer than two sizes measured")])
+
+    def run(self) -> int:
+        a = self.args
+        self.sizes = sorted({*a.sizes, a.tenants})
+        wanted = set(a.only.split(",")) if a.only else {"1", "2", "4", "5", "scaling"}
+        info = machine()
+        self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
+        if "1" in wanted:
+            self.case_validate()
+        if "2" in wanted:
+            self.case_compile()
+        if "4" in wanted:
+            self.case_check()
+        if "5" in wanted:
+            self.case_router()
+        if "scaling" in wanted:
+            self.case_scaling()
+        elapsed = time.perf_counter() - self.started
+        command = "python -m benchmarks.run " + " ".join(sys.argv[1:])
+        result = {"machine": info, "command": command.strip(), "elapsed_s": round(elapsed, 1),
+                  "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "tenants": a.tenants, "clock": a.clock, "sizes": self.sizes, "rows": self.rows,
+                  "profiles": self.profiles}
+        print_report(result)
+        if a.json:
+            text = json.dumps(result, indent=2, default=str)
+            if str(a.json) == "-":
+                print(text)
+            else:
+                Path(a.json).write_text(text + "\n", encoding="utf-8")
+        if a.readme:
+            update_readme(ROOT / "benchmarks" / "README.md", result)
+        return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="1,000 tenants, fewer repeats, no 100k point (about a minute)")
+    p.add_argument("--full", "--scale", dest="full", action="store_true",
+                   help="also measure the 100,000-tenant scaling point")
+    p.add_argument("--tenants", type=int, default=None,
+                   help="size of the main fleet (default 10,000; 1,000 with --quick)")
+    p.add_argument("--repeats", type=int, default=None, help="runs per measurement")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--only", default="", help="comma list of: 1,2,4,5,scaling")
+    p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
+    p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
+    p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")
+    p.add_argument("--reuse", action="store_true", help="reuse fleets generated by a prior run")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="cpu: CPU seconds of the process and its children (steady on a "
+                   "shared machine); wall: elapsed time")
+    p.add_argument("--no-profile", action="store_true", help="no cProfile of missed targets")
+    p.add_argument("--profile-top", type=int, default=12)
+    args = p.parse_args(argv)
+    if args.tenants is None:
+        args.tenants = 1_000 if args.quick else 10_000
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
+    args.cjs_repeats = 1 if args.quick else 3
+    if args.quick:
+        args.sizes = [100, 1_000]
+    else:
+        args.sizes = [1_000, 10_000, *([100_000] if args.full else [])]
+
+    def scale_repeats(n: int) -> int:
+        return args.repeats if n <= 10_000 else 2
+
+    args.scale_repeats = scale_repeats
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    measure.CLOCK = args.clock
+    return Bench(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
