@@ -33,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+from pydantic import BaseModel
 
 from modelpin import __version__
+from modelpin.diagnostics import Diagnostic
+from modelpin.load.document import Document
 from modelpin.load.fleet import ParseCache
 from modelpin.load.tree import DirectoryTree, blob_id_of
 
 CACHE_FILE = "compile-cache.pickle"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 RACY_NS = 2_000_000_000
 StatEntry = tuple[int, int, int, int, str]
 
@@ -55,11 +58,72 @@ def _stamp() -> dict[str, Any]:
     }
 
 
+Entry = tuple[Document, BaseModel | None, list[Diagnostic]]
+
+
+def _pack(entry: Entry) -> bytes:
+    """An entry as (model class, document, diagnostics): the validated value is rebuilt
+    from the document's data on unpacking. Validation is a pure function of the data,
+    and pydantic validates a dict about twice as fast as it unpickles the same model."""
+    doc, value, own = entry
+    cls = type(value) if value is not None else None
+    return pickle.dumps((cls, doc.path, doc.text, doc.data, doc.diagnostics, own),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(data: bytes) -> Entry:
+    cls, path, text, raw, doc_diagnostics, own = pickle.loads(data)
+    value = cls.model_validate(raw) if cls is not None else None
+    return Document(path, text, raw, doc_diagnostics), value, own
+
+
+class PackedParseCache(ParseCache):
+    """A ``ParseCache`` whose persisted entries stay pickled until the loader asks.
+
+    Each entry is pickled on its own, so saving reuses the bytes of every entry that was
+    read from disk (content-addressed: an entry under a key never changes) and pickles
+    only new ones; unpickling 10,000 models on every save would cost more than the
+    compile it speeds up.
+    """
+
+    def __init__(self, packed: dict[tuple[str, str], bytes] | None = None) -> None:
+        super().__init__()
+        self.packed: dict[tuple[str, str], bytes] = packed or {}
+        self.added = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = dict.get(self, key)
+        if value is None:
+            data = self.packed.get(key)
+            if data is None:
+                return default
+            value = _unpack(data)
+            dict.__setitem__(self, key, value)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key not in self.packed:
+            self.added += 1
+        dict.__setitem__(self, key, value)
+
+    def pack(self, keep: set[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        out: dict[tuple[str, str], bytes] = {}
+        for key in keep:
+            data = self.packed.get(key)
+            if data is None and key in self:
+                data = _pack(dict.__getitem__(self, key))
+            if data is not None:
+                out[key] = data
+        return out
+
+
 @dataclass
 class CompileCache:
-    parse: ParseCache = field(default_factory=dict)
+    parse: PackedParseCache = field(default_factory=PackedParseCache)
     fragments: dict[str, bytes] = field(default_factory=dict)
     stat: dict[str, StatEntry] = field(default_factory=dict)
+    loaded: tuple[int, int, int] = (0, 0, 0)
+    """(parse, fragments, stat) entry counts as read: a save is skipped if nothing changed."""
 
     @classmethod
     def load(cls, directory: Path, warn: Callable[[str], None]) -> CompileCache:
@@ -72,7 +136,7 @@ class CompileCache:
                 body = pickle.load(fh)
         except FileNotFoundError:
             return cls()
-        except Exception as exc:
+        except Exception as exc:  # any damage means "no cache"
             warn(f"ignoring the compile cache {path}: {type(exc).__name__}: {exc}")
             return cls()
         if not (
@@ -83,12 +147,28 @@ class CompileCache:
         ):
             warn(f"ignoring the compile cache {path}: unexpected content")
             return cls()
-        return cls(body["parse"], body["fragments"], body["stat"])
+        cache = cls(PackedParseCache(body["parse"]), body["fragments"], body["stat"])
+        cache.loaded = cache._counts()
+        return cache
 
-    def save(self, directory: Path) -> None:
-        """Write atomically; raises ``OSError`` (callers warn and go on)."""
+    def _counts(self) -> tuple[int, int, int]:
+        return (len(self.parse.packed), len(self.fragments), hash(frozenset(self.stat.items())))
+
+    def save(self, directory: Path, parse_keys: set[tuple[str, str]],
+             fragment_keys: set[str] | None = None) -> bool:
+        """Keep the entries this compile used and write atomically, unless nothing changed.
+
+        Returns whether a file was written; raises ``OSError`` (callers warn, go on).
+        """
+        packed = self.parse.pack(parse_keys)
+        fragments = (self.fragments if fragment_keys is None
+                     else {k: v for k, v in self.fragments.items() if k in fragment_keys})
+        if (packed.keys() == self.parse.packed.keys() and fragments.keys() == self.fragments.keys()
+                and self.parse.added == 0 and self._counts() == self.loaded
+                and (directory / CACHE_FILE).is_file()):
+            return False
         directory.mkdir(parents=True, exist_ok=True)
-        body = {"parse": self.parse, "fragments": self.fragments, "stat": self.stat}
+        body = {"parse": packed, "fragments": fragments, "stat": self.stat}
         fd, tmp = tempfile.mkstemp(prefix=".compile-cache.", dir=directory)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -100,11 +180,7 @@ class CompileCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-    def retain(self, parse_keys: set[tuple[str, str]], fragment_keys: set[str]) -> None:
-        """Drop entries this compile did not use (deleted or changed files)."""
-        self.parse = {k: v for k, v in self.parse.items() if k in parse_keys}
-        self.fragments = {k: v for k, v in self.fragments.items() if k in fragment_keys}
+        return True
 
 
 class StatIndexedTree:
@@ -159,6 +235,7 @@ class StatIndexedTree:
 
     def prune(self) -> None:
         """Forget index entries of files that are gone."""
+        self._pending.clear()
         live = set(self._blobs)
         for path in [p for p in self.index if p not in live]:
             del self.index[path]
