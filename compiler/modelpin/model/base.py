@@ -33,6 +33,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+IDS_ONLY: dict[str, Any] = {"additionalProperties": False}
+"""JSON Schema of a mapping keyed by ids: pydantic emits ``patternProperties`` for the
+key rule, which alone lets any other key through."""
+
+
 def rule_error(message: str, *at: str | int) -> PydanticCustomError:
     """A rule across fields, broken at the value ``at`` (a path below the model).
 

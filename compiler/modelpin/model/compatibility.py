@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelpin.model.base import Identifier, StrictModel
+from modelpin.model.base import IDS_ONLY, Identifier, StrictModel
 
 Verdict = Literal["compatible", "needs-prompt-changes", "breaking"]
 VerdictOrUnknown = Literal["compatible", "needs-prompt-changes", "breaking", "unknown"]
@@ -15,7 +15,7 @@ VerdictOrUnknown = Literal["compatible", "needs-prompt-changes", "breaking", "un
 class Upgrade(StrictModel):
     from_: Identifier = Field(alias="from")
     to: Identifier
-    verdicts: dict[Identifier, Verdict]
+    verdicts: dict[Identifier, Verdict] = Field(json_schema_extra=IDS_ONLY)
     notes: str | None = None
 
 

@@ -11,7 +11,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from modelpin.model.base import Duration, Identifier, StrictModel, is_hundredths, rule_error
+from modelpin.model.base import (
+    IDS_ONLY,
+    Duration,
+    Identifier,
+    StrictModel,
+    is_hundredths,
+    rule_error,
+)
 
 Approval = Literal["none", "manual"]
 
@@ -54,7 +61,7 @@ class RolloutGroup(StrictModel):
 
 
 class RolloutPolicy(StrictModel):
-    groups: dict[Identifier, RolloutGroup] = Field(min_length=1)
+    groups: dict[Identifier, RolloutGroup] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     evidence_max_age: Duration = timedelta(days=30)
     sunset_warning_days: int = Field(default=60, ge=0)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from modelpin.model.base import Identifier, StrictModel, is_hundredths, rule_error
+from modelpin.model.base import IDS_ONLY, Identifier, StrictModel, is_hundredths, rule_error
 from modelpin.model.model_version import ModelKind
 
 Stage = Literal["shadow", "canary", "paused", "rolled-back"]
@@ -84,7 +84,7 @@ class Tenant(StrictModel):
     failure_policy: FailurePolicy = "fallback-stable"
     bets_suite: BetsSuiteRef | None = None
     tools: dict[str, dict[str, Any]] = {}
-    aliases: dict[Identifier, Alias] = Field(min_length=1)
+    aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     owner: str | None = None
     notes: str | None = None
 
