@@ -1,0 +1,229 @@
+"""``modelpin compile``: real git repositories, real Ed25519 keys, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from modelpin import signing
+from modelpin.cli import main
+from tests.fleetkit import commit_all, git, tenant
+from tests.routing.compilekit import NOW, git_fleet, keypair, spec
+
+SCHEMA = json.loads(
+    resources.files("modelpin").joinpath("schemas/routing-table.schema.json").read_text()
+)
+
+
+def compile_(repo: Path, *args: str) -> int:
+    return main(["compile", "--repo", str(repo), "--now", NOW, *args])
+
+
+def test_compile_writes_a_signed_schema_valid_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo", commits=3)
+    assert compile_(repo) == 0
+    out, err = capsys.readouterr()
+    payload = (repo / "dist/routing-table.json").read_bytes()
+    doc = json.loads(payload)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["serial"] == 3
+    assert doc["source"]["commit"] == git(repo, "rev-parse", "HEAD")
+    assert (doc["issued_at"], doc["expires_at"]) == (NOW, "2026-04-01T12:00:00Z")
+    envelope = signing.parse_envelope((repo / "dist/routing-table.dsse.json").read_bytes())
+    assert envelope.payload == payload
+    dev_key = repo / ".modelpin/dev-signing-key.pem"
+    assert dev_key.stat().st_mode & 0o777 == 0o600
+    pub = signing.load_private_key(dev_key.read_bytes()).public_key()
+    assert signing.verify(envelope, {signing.keyid_of(pub): pub}) == payload
+    assert "DEVELOPMENT key" in err
+    assert "compiled serial 3" in out and "3 tenants, 3 aliases" in out
+
+
+def test_serial_override_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo, "--serial", "41", "--table") == 0
+    assert json.loads((repo / "dist/routing-table.json").read_bytes())["serial"] == 41
+    out = capsys.readouterr().out
+    assert "beta" in out and "canary" in out and "25" in out and "gpt-5-2026-03-14" in out
+
+
+def test_same_commit_gives_identical_bytes_across_clones_and_environments(
+    tmp_path: Path,
+) -> None:
+    origin = git_fleet(tmp_path / "origin", commits=2)
+    private, _pub, _ = keypair(tmp_path / "keys")
+    outputs = []
+    for i, env_extra in enumerate(({"TZ": "UTC", "LANG": "C"},
+                                   {"TZ": "Asia/Kolkata", "LANG": "de_DE.UTF-8",
+                                    "LC_ALL": "tr_TR.UTF-8"})):
+        clone = tmp_path / f"clone{i}"
+        subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+        for path in sorted((clone / "tenants").iterdir()):
+            os.utime(path, (1_000_000 * (i + 1), 1_000_000 * (i + 1)))
+        env = {**os.environ, **env_extra}
+        proc = subprocess.run(
+            [sys.executable, "-c", "from modelpin.cli import run; run()", "compile",
+             "--repo", str(clone), "--key", str(private), "--now", NOW],
+            env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(((clone / "dist/routing-table.json").read_bytes(),
+                        (clone / "dist/routing-table.dsse.json").read_bytes()))
+    assert outputs[0] == outputs[1]  # Ed25519 is deterministic: the envelopes match too
+
+
+def test_invalid_tenant_leaves_the_previous_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo) == 0
+    before = {p.name: p.read_bytes() for p in (repo / "dist").iterdir()}
+    broken = spec().add(tenant("acme", pin="gpt-9-2099-01-01"))
+    broken.write(repo)
+    assert compile_(repo) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (repo / "dist").iterdir()} == before
+
+
+def test_a_write_failing_half_way_replaces_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo) == 0
+    before = {p.name: p.read_bytes() for p in (repo / "dist").iterdir()}
+    spec().add(tenant("delta")).write(repo)
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the envelope's temp file: the payload's is already written
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert compile_(repo, "--no-cache") == 1
+    assert "No space left on device; nothing was replaced" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (repo / "dist").iterdir()} == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_dir_leaves_the_previous_artifact(tmp_path: Path) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo) == 0
+    before = {p.name: p.read_bytes() for p in (repo / "dist").iterdir()}
+    spec().add(tenant("delta")).write(repo)
+    os.chmod(repo / "dist", 0o555)
+    try:
+        assert compile_(repo) == 1
+    finally:
+        os.chmod(repo / "dist", 0o755)
+    assert {p.name: p.read_bytes() for p in (repo / "dist").iterdir()} == before
+
+
+def test_output_path_that_is_a_directory_is_refused_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    (repo / "dist/routing-table.dsse.json").mkdir(parents=True)
+    assert compile_(repo) == 1
+    assert "Is a directory" in capsys.readouterr().err
+    assert not (repo / "dist/routing-table.json").exists()
+
+
+def test_trusted_keys_refuse_other_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trusted_priv, _, b64 = keypair(tmp_path / "keys", "trusted")
+    other_priv, _, _ = keypair(tmp_path / "keys", "other")
+    fleet = spec()
+    fleet.artifact = {"ttl": "1d", "trusted_keys": [{"public_key": b64, "owner": "ci"}]}
+    repo = git_fleet(tmp_path / "repo", fleet)
+    assert compile_(repo) == 1  # the dev key is not trusted
+    assert "refusing to sign with the local development key" in capsys.readouterr().err
+    assert compile_(repo, "--key", str(other_priv)) == 1
+    assert "is not one of the 1 trusted_keys" in capsys.readouterr().err
+    assert not (repo / "dist").exists()
+    monkeypatch.setenv("MODELPIN_SIGNING_KEY", trusted_priv.read_text())
+    assert compile_(repo) == 0
+    assert "DEVELOPMENT" not in capsys.readouterr().err
+
+
+def test_threshold_needs_enough_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    k1, _, b1 = keypair(tmp_path / "keys", "one")
+    k2, _, b2 = keypair(tmp_path / "keys", "two")
+    fleet = spec()
+    fleet.artifact = {"threshold": 2, "trusted_keys": [{"public_key": b1}, {"public_key": b2}]}
+    repo = git_fleet(tmp_path / "repo", fleet)
+    assert compile_(repo, "--key", str(k1)) == 1
+    assert "requires 2 signatures, 1 distinct key(s) given" in capsys.readouterr().err
+    assert compile_(repo, "--key", str(k1), "--key", str(k2)) == 0
+    envelope = signing.parse_envelope((repo / "dist/routing-table.dsse.json").read_bytes())
+    assert len(envelope.signatures) == 2
+
+
+@pytest.mark.parametrize("content", [b"not a key", b""])
+def test_unreadable_key_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    bad = tmp_path / "bad.pem"
+    bad.write_bytes(content)
+    assert compile_(repo, "--key", str(bad)) == 2
+    assert "cannot read PEM private key" in capsys.readouterr().err
+    assert compile_(repo, "--key", str(tmp_path / "missing.pem")) == 2
+
+
+def test_outside_git_the_commit_is_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = spec().write(tmp_path / "plain")
+    assert compile_(repo) == 0
+    doc = json.loads((repo / "dist/routing-table.json").read_bytes())
+    assert (doc["source"]["commit"], doc["serial"]) == ("0" * 40, 1)
+    assert "not a git repository" in capsys.readouterr().err
+
+
+def test_uncommitted_changes_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    spec().add(tenant("delta")).write(repo)
+    assert compile_(repo) == 0
+    assert "uncommitted changes" in capsys.readouterr().err
+    commit_all(repo, "delta")
+    assert compile_(repo, "--rev", "HEAD~1") == 0  # a commit, read from git objects
+    doc = json.loads((repo / "dist/routing-table.json").read_bytes())
+    assert "delta" not in doc["tenants"] and doc["serial"] == 1
+
+
+def test_cache_gives_the_same_bytes_and_survives_corruption(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    results = []
+    for args in (("--no-cache",), (), ()):
+        assert compile_(repo, *args) == 0
+        results.append((repo / "dist/routing-table.json").read_bytes())
+    assert (repo / ".modelpin/cache/compile-cache.pickle").is_file()
+    spec().add(tenant("delta")).write(repo)
+    assert compile_(repo) == 0
+    incremental = (repo / "dist/routing-table.json").read_bytes()
+    assert compile_(repo, "--no-cache") == 0
+    assert incremental == (repo / "dist/routing-table.json").read_bytes()
+    assert b'"delta"' in incremental and results[0] == results[1] == results[2]
+    (repo / ".modelpin/cache/compile-cache.pickle").write_bytes(b"\x80\x05garbage")
+    capsys.readouterr()
+    assert compile_(repo) == 0
+    assert "ignoring the compile cache" in capsys.readouterr().err
+    assert (repo / "dist/routing-table.json").read_bytes() == incremental
+    shutil.rmtree(repo / ".modelpin/cache")
