@@ -227,3 +227,12 @@ def test_cache_gives_the_same_bytes_and_survives_corruption(
     assert "ignoring the compile cache" in capsys.readouterr().err
     assert (repo / "dist/routing-table.json").read_bytes() == incremental
     shutil.rmtree(repo / ".modelpin/cache")
+
+
+def test_a_fleet_without_a_payload_form_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo", spec().add(tenant("delta", tools={"a b": {}})))
+    assert compile_(repo) == 1
+    assert "tool name 'a b'" in capsys.readouterr().err
+    assert not (repo / "dist").exists()

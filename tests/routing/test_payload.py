@@ -118,6 +118,14 @@ def test_a_tool_schema_without_json_form_is_a_payload_error(tmp_path: Path) -> N
         build(fleet, HEADER)
 
 
+def test_a_tool_name_outside_the_schema_is_a_payload_error(tmp_path: Path) -> None:
+    spec = FleetSpec(tenants={})
+    spec.add(tenant("t1", tools={"look up": {"type": "object"}}))
+    fleet = load(spec.write(tmp_path / "repo"))
+    with pytest.raises(PayloadError, match="tool name 'look up'"):
+        build(fleet, HEADER)
+
+
 def test_serial_must_be_positive(fleet: Fleet) -> None:
     with pytest.raises(PayloadError):
         build(fleet, Header(0, "0" * 40, NOW, NOW))

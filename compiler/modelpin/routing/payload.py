@@ -16,6 +16,7 @@ whole document.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from modelpin.routing.canonical import CanonicalError, canonical_bytes
 FORMAT = "modelpin.routing-table/v1"
 FRAGMENT_REVISION = "1"
 """Bump when the shape of a tenant fragment changes: cached fragments then miss."""
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NO_COMMIT = "0" * 40
 """``source.commit`` of a table compiled outside git."""
 
@@ -87,6 +89,10 @@ def fragment_key(content_id: str, drain_seconds: int) -> str:
 
 
 def tenant_fragment(tenant: Tenant, drain_seconds: int) -> bytes:
+    for name in tenant.tools:
+        if _TOOL_NAME.fullmatch(name) is None:
+            raise PayloadError(f"tenant '{tenant.id}': tool name {name!r} is not "
+                               "^[A-Za-z0-9_.-]{1,64}$ (the routing-table schema)")
     try:
         return canonical_bytes(tenant_document(tenant, drain_seconds))
     except CanonicalError as exc:
