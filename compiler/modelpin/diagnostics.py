@@ -125,6 +125,10 @@ SourceLines = Callable[[str], Sequence[str] | None]
 """Returns the lines of a file (for the text renderer's excerpt), or None."""
 
 
+_VISIBLE = {c: "\ufffd" for c in (*range(32), 127) if c != 9}
+"""Control characters in an excerpt are shown, not sent to the terminal."""
+
+
 def render_text(diagnostics: Sequence[Diagnostic], source_lines: SourceLines) -> str:
     """Compiler-style text: ``file:line:col: error[MP010]: message``, excerpt, caret, hint."""
     out: list[str] = []
@@ -132,7 +136,7 @@ def render_text(diagnostics: Sequence[Diagnostic], source_lines: SourceLines) ->
         out.append(f"{d.file}:{d.line}:{d.col}: {d.severity}[{d.code}]: {d.message}")
         lines = source_lines(d.file)
         if lines is not None and 1 <= d.line <= len(lines):
-            text = lines[d.line - 1].rstrip("\r\n").expandtabs(1)
+            text = lines[d.line - 1].rstrip("\r\n").expandtabs(1).translate(_VISIBLE)
             gutter = str(d.line)
             pad = " " * len(gutter)
             out.append(f" {gutter} | {text}")

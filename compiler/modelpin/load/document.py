@@ -110,6 +110,15 @@ def _offset_position(text: bytes, offset: int) -> tuple[int, int]:
     return line, col
 
 
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, col) of character ``index``, counting YAML's line breaks."""
+    before = text[:index]
+    lines = before.splitlines(keepends=True)
+    if not lines or lines[-1].endswith(("\n", "\r", "\x85", "\u2028", "\u2029")):
+        return len(lines) + 1, 1
+    return len(lines), len(lines[-1]) + 1
+
+
 def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document:
     """Parse a YAML (or JSON) file; every fault becomes a diagnostic, never an exception."""
     if len(raw) > max_bytes:
@@ -150,6 +159,16 @@ def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         doc.diagnostics.append(_syntax_error(path, exc))
+        return doc
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (control characters): point at it.
+        line, col = _text_position(text, exc.position)
+        doc.diagnostics.append(
+            error("MP003", f"character U+{exc.character:04X} is not allowed in YAML",
+                  path, line, col, hint="remove the control character")
+            if isinstance(exc.character, int)
+            else error("MP003", f"syntax error: {exc.reason}", path, line, col)
+        )
         return doc
     except (yaml.YAMLError, RecursionError) as exc:
         doc.diagnostics.append(error("MP003", f"syntax error: {exc}", path))

@@ -99,6 +99,8 @@ def diagnostics_for(
                 f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else None
             )
             message = f"unknown key '{name}'"
+            if name == "<<":
+                hint = "YAML merge keys ('<<: *anchor') are not supported; write the keys out"
             if len(loc) > 1:
                 message += f" in {'.'.join(str(p) for p in loc[:-1])}"
         elif kind == "missing":
