@@ -65,7 +65,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#5b6475;margin-bottom:16px}
 .meta code{background:#e8ebf0;padding:1px 4px;border-radius:3px}
 .counts span{display:inline-block;margin-right:14px}
-table{border-collapse:collapse;width:100%;table-layout:fixed;background:#fff;box-shadow:0 1px 2px #0001}
+table{border-collapse:collapse;width:100%;table-layout:fixed;background:#fff;
+box-shadow:0 1px 2px #0001}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #e6e8ec;vertical-align:top}
 th{background:#eef1f5;font-weight:600;font-size:12px;text-transform:uppercase;color:#4a5263}
 .stage{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}

@@ -36,7 +36,7 @@ def test_compile_writes_a_signed_schema_valid_table(
     payload = (repo / "dist/routing-table.json").read_bytes()
     doc = json.loads(payload)
     jsonschema.validate(doc, SCHEMA)
-    assert doc["serial"] == 3
+    assert doc["serial"] == 3_000_000  # 3 commits, issued at the commit's own time
     assert doc["source"]["commit"] == git(repo, "rev-parse", "HEAD")
     assert (doc["issued_at"], doc["expires_at"]) == (NOW, "2026-04-01T12:00:00Z")
     envelope = signing.parse_envelope((repo / "dist/routing-table.dsse.json").read_bytes())
@@ -46,7 +46,32 @@ def test_compile_writes_a_signed_schema_valid_table(
     pub = signing.load_private_key(dev_key.read_bytes()).public_key()
     assert signing.verify(envelope, {signing.keyid_of(pub): pub}) == payload
     assert "DEVELOPMENT key" in err
-    assert "compiled serial 3" in out and "3 tenants, 3 aliases" in out
+    assert "compiled serial 3000000" in out and "3 tenants, 3 aliases" in out
+
+
+def test_reissuing_a_commit_later_raises_the_serial(tmp_path: Path) -> None:
+    """The daily publish re-signs an unchanged main: routers must accept it (higher
+    serial), and the next commit must still outrank every re-issue."""
+    repo = git_fleet(tmp_path / "repo", commits=2)
+    serials = []
+    for now in (NOW, "2026-03-26T12:00:00Z", "2026-03-27T12:30:00Z"):
+        assert main(["compile", "--repo", str(repo), "--now", now]) == 0
+        serials.append(json.loads((repo / "dist/routing-table.json").read_bytes())["serial"])
+    assert serials == [2_000_000, 2_001_440, 2_002_910]
+    (repo / "tenants" / "extra-note.md").write_text("a new commit\n")
+    commit_all(repo, "another commit", date=NOW)
+    assert main(["compile", "--repo", str(repo), "--now", NOW]) == 0
+    assert json.loads((repo / "dist/routing-table.json").read_bytes())["serial"] == 3_000_000
+
+
+def test_require_key_refuses_the_development_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELPIN_SIGNING_KEY", raising=False)
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo, "--require-key") == 1
+    assert "--require-key refuses the local development key" in capsys.readouterr().err
+    assert not (repo / "dist").exists()
 
 
 def test_serial_override_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,7 +228,7 @@ def test_uncommitted_changes_are_reported(
     commit_all(repo, "delta")
     assert compile_(repo, "--rev", "HEAD~1") == 0  # a commit, read from git objects
     doc = json.loads((repo / "dist/routing-table.json").read_bytes())
-    assert "delta" not in doc["tenants"] and doc["serial"] == 1
+    assert "delta" not in doc["tenants"] and doc["serial"] == 1_000_000
 
 
 def test_cache_gives_the_same_bytes_and_survives_corruption(

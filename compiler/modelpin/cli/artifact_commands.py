@@ -72,19 +72,36 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+SERIAL_STRIDE = 1_000_000
+"""Serial = commits reachable from the source commit x SERIAL_STRIDE + the minutes from
+the commit's time to ``issued_at`` (clamped to 0 .. SERIAL_STRIDE - 1). Monotonic along
+main (a later commit outranks every re-issue of an earlier one), and a re-issue of the
+same commit later (the daily publish that keeps a quiet repo's table from expiring)
+gets a higher serial instead of the same serial with other bytes."""
+
+
 @dataclass(frozen=True)
 class Source:
     commit: str
-    serial: int | None  # None outside git
+    count: int | None  # None outside git
+    commit_time: datetime | None = None
+
+    def serial(self, issued_at: datetime) -> int | None:
+        if self.count is None or self.commit_time is None:
+            return None
+        minutes = int((issued_at - self.commit_time).total_seconds() // 60)
+        return self.count * SERIAL_STRIDE + min(max(minutes, 0), SERIAL_STRIDE - 1)
 
 
 def source_of(root: Path, tree: SourceTree) -> Source:
-    """The commit the table is compiled from and its serial (commits reachable from it)."""
+    """The commit the table is compiled from, its commit count and time."""
     commit = tree.commit if isinstance(tree, GitTree) else _git(root, "rev-parse", "HEAD")
     if not commit:
         return Source(NO_COMMIT, None)
     count = _git(root, "rev-list", "--count", commit)
-    return Source(commit, int(count) if count and count.isdigit() else None)
+    stamp = _git(root, "show", "-s", "--format=%ct", commit)
+    when = datetime.fromtimestamp(int(stamp), tz=UTC) if stamp and stamp.isdigit() else None
+    return Source(commit, int(count) if count and count.isdigit() else None, when)
 
 
 def _dirty_config(root: Path) -> bool:
@@ -147,8 +164,8 @@ def _dev_key(root: Path) -> SigningKey:
     return SigningKey(key, str(path))
 
 
-def signing_keys(root: Path, key_files: tuple[Path, ...],
-                 policy: ArtifactPolicy) -> tuple[list[SigningKey], bool]:
+def signing_keys(root: Path, key_files: tuple[Path, ...], policy: ArtifactPolicy,
+                 *, require_key: bool = False) -> tuple[list[SigningKey], bool]:
     """The keys to sign with, and whether that is the local development key."""
     keys: list[SigningKey] = []
     for path in key_files:
@@ -162,6 +179,10 @@ def signing_keys(root: Path, key_files: tuple[Path, ...],
         text = env.replace("\\n", "\n") if "\n" not in env else env
         keys.append(_read_private(text.encode("utf-8"), f"${KEY_ENV}"))
     dev = not keys
+    if dev and require_key:
+        raise CommandError(
+            f"no signing key: pass --key FILE or set {KEY_ENV} (--require-key refuses the "
+            "local development key)", exit_code=EXIT_INVALID)
     if dev:
         keys.append(_dev_key(root))
     trusted = {k.computed_keyid: k.owner for k in policy.trusted_keys}
@@ -299,7 +320,10 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
               "else a local development key.")
 @now_option
 @click.option("--serial", type=click.IntRange(min=1), default=None,
-              help="Serial number (default: `git rev-list --count` of the source commit).")
+              help="Serial number (default: commits x 1,000,000 + minutes from the commit "
+              "to --now; see docs/routing-table.md).")
+@click.option("--require-key", is_flag=True,
+              help="Fail instead of signing with the local development key (for CI).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Persistent parse cache (default: <repo>/.modelpin/cache).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
@@ -307,7 +331,8 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
 @format_option("text", "github", "json")
 def compile_command(repo: Path | None, rev: str | None, out: Path | None,
                     key_files: tuple[Path, ...], now_text: str | None, serial: int | None,
-                    cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str) -> int:
+                    cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
+                    require_key: bool) -> int:
     """Compile the fleet into a signed routing table (dist/routing-table.dsse.json)."""
     # Hundreds of thousands of long-lived objects and no cyclic garbage to speak of:
     # generational GC passes would be pure cost (the loader does the same).
@@ -315,7 +340,7 @@ def compile_command(repo: Path | None, rev: str | None, out: Path | None,
     gc.disable()
     try:
         return _compile(repo, rev, out, key_files, now_text, serial, cache_dir, no_cache,
-                        show_table, fmt)
+                        show_table, fmt, require_key)
     finally:
         if enabled:
             gc.enable()
@@ -323,7 +348,8 @@ def compile_command(repo: Path | None, rev: str | None, out: Path | None,
 
 def _compile(repo: Path | None, rev: str | None, out: Path | None,
              key_files: tuple[Path, ...], now_text: str | None, serial: int | None,
-             cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str) -> int:
+             cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
+             require_key: bool = False) -> int:
     root = repo if repo is not None else default_repo()
     cache_path = cache_dir if cache_dir is not None else root / ".modelpin" / "cache"
     cache = None if no_cache else _load_cache(cache_path)
@@ -342,7 +368,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
         return EXIT_INVALID
     if result.diagnostics and fmt != "json":
         emit_diagnostics(result.diagnostics, fmt, result.source_lines, {})
-    keys, dev = signing_keys(root, key_files, fleet.artifact)
+    keys, dev = signing_keys(root, key_files, fleet.artifact, require_key=require_key)
     source = source_of(root, tree)
     if source.commit == NO_COMMIT:
         _warn(f"{root} is not a git repository: source commit is {NO_COMMIT[:8]}…")
@@ -350,10 +376,11 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
         _warn("the config files have uncommitted changes: the table is labelled with "
               f"commit {source.commit[:12]} but built from the work tree")
     if serial is None:
-        if source.serial is None:
+        serial = source.serial(now)
+        if serial is None:
             _warn("no git history to count: serial is 1 (pass --serial N; routers refuse "
                   "a serial lower than the one they hold)")
-        serial = source.serial or 1
+            serial = 1
     header = Header(serial, source.commit, now, now + fleet.artifact.ttl)
     content_ids = _content_ids(tree, fleet) if cache is not None else None
     try:

@@ -1,0 +1,113 @@
+"""The GitHub workflows users run: actionlint-clean, least privilege, pinned actions,
+and every ``modelpin`` command they call exists in the CLI with those flags."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from modelpin.cli import cli
+
+WORKFLOWS = sorted((Path(__file__).resolve().parents[2] / ".github" / "workflows").glob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def _actionlint() -> str:
+    found = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    if not Path(found).exists():
+        raise RuntimeError("actionlint is not installed: pip install -e '.[test]'")
+    return found
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_the_three_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["bot.yml", "publish.yml", "pull-request.yml"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_is_clean(path: Path) -> None:
+    proc = subprocess.run([_actionlint(), "-no-color", str(path)], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_and_pinned_actions(path: Path) -> None:
+    doc = _load(path)
+    assert doc["permissions"] == {}, "workflow-level permissions must be empty"
+    for name, job in doc["jobs"].items():
+        perms = job.get("permissions")
+        assert isinstance(perms, dict) and perms, f"job {name} declares its permissions"
+        assert "write-all" not in str(perms)
+        for step in job.get("steps", []):
+            if "uses" in step:
+                assert PINNED.match(step["uses"]), f"{step['uses']} is not pinned to a SHA"
+
+
+def _commands(path: Path) -> list[list[str]]:
+    """Every ``modelpin ...`` invocation in the workflow's run blocks, as argv."""
+    found = []
+    for job in _load(path)["jobs"].values():
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            for line in script.replace("\\\n", " ").splitlines():
+                line = line.strip()
+                if not line.startswith("modelpin "):
+                    continue
+                line = line.split(" > ")[0]
+                found.append(shlex.split(line.replace('"${now_args[@]}"', ""))[1:])
+    return found
+
+
+def _check_argv(argv: list[str]) -> None:
+    command = cli.commands.get(argv[0])
+    assert command is not None, f"modelpin has no command {argv[0]!r}"
+    options = {opt: param for param in command.params if isinstance(param, click.Option)
+               for opt in param.opts}
+    rest = argv[1:]
+    while rest:
+        token = rest.pop(0)
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        assert name in options, f"modelpin {argv[0]} has no option {name}"
+        param = options[name]
+        if not param.is_flag and "=" not in token:
+            assert rest, f"{name} needs a value"
+            value = rest.pop(0)
+            if isinstance(param.type, click.Choice):
+                assert value in param.type.choices, f"{name} {value} not in {param.type.choices}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_modelpin_command_exists_with_its_flags(path: Path) -> None:
+    commands = _commands(path)
+    assert commands, f"{path.name} runs no modelpin command"
+    for argv in commands:
+        _check_argv(argv)
+
+
+def test_the_pr_gate_runs_validate_check_and_plan() -> None:
+    names = [argv[0] for argv in _commands(WORKFLOWS[2])]
+    assert names == ["validate", "plan", "check"]
+
+
+def test_the_checker_rejects_an_unknown_flag() -> None:
+    with pytest.raises(AssertionError, match="no option --bogus"):
+        _check_argv(["validate", "--bogus"])
+    with pytest.raises(AssertionError, match="not in"):
+        _check_argv(["validate", "--format", "xml"])
