@@ -12,6 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from modelpin.model.fleet import Fleet
+from modelpin.rollout.gates import evidence_gate
+from modelpin.rollout.reason import rollout_path
+from modelpin.rollout.state import AliasState
+
 EvidenceStatus = str
 """``pass`` | ``fail`` | ``missing`` | ``n/a`` (no rollout)."""
 
@@ -41,6 +46,36 @@ class DashboardMeta:
     issued_at: datetime
     expires_at: datetime
     group_order: Sequence[str]
+
+
+def dashboard_rows(fleet: Fleet, now: datetime) -> list[DashboardRow]:
+    """One row per tenant and alias; evidence judged by the engine's own gate."""
+    rows: list[DashboardRow] = []
+    for tenant_id, tenant in fleet.tenants.items():
+        group = fleet.policy.groups[tenant.group]
+        for name, alias in tenant.aliases.items():
+            state = AliasState.of(alias)
+            rollout = alias.rollout
+            evidence, detail = "n/a", ""
+            if rollout is not None and state.in_flight:
+                check = evidence_gate(fleet, tenant, name, alias.pin, rollout.candidate, group,
+                                      now, rollout_path(name))
+                if check.evidence is None:
+                    evidence, detail = "missing", "no BETS evidence file"
+                else:
+                    evidence = "pass" if check.passes else "fail"
+                    e = check.evidence
+                    detail = (f"{e.passed}/{e.cases} passed ({e.pass_rate:.3f}), judge {e.judge}"
+                              if check.passes else "; ".join(r.message for r in check.reasons))
+            percent = state.percent if state.kind in ("canary", "paused") else None
+            rows.append(DashboardRow(
+                group=tenant.group, tenant=tenant_id, alias=name, kind=alias.kind,
+                stage=state.kind, stable=alias.pin,
+                candidate=rollout.candidate if rollout else None, percent=percent,
+                since=rollout.since if rollout else None, evidence=evidence,
+                evidence_detail=detail, frozen=tenant.freeze,
+                reason=rollout.reason if rollout else None))
+    return rows
 
 
 def _age(since: datetime | None, now: datetime) -> str:

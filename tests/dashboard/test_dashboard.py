@@ -96,3 +96,28 @@ def test_headless_chromium_renders_the_dashboard(tmp_path: Path) -> None:
     assert 'id="serial">42<' in dom
     shot = screenshot(page, ARTIFACTS / "dashboard.png")
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank canvas
+
+
+def test_compile_writes_the_dashboard_next_to_the_artifact(tmp_path: Path) -> None:
+    from modelpin.cli import main
+    from tests.fleetkit import NOW, FleetSpec, evidence, tenant
+
+    spec = FleetSpec(tenants={})
+    spec.add(tenant("p1", group="pioneers", pin="gpt-5-2026-03-14"))
+    spec.add(tenant("e1", group="early", rollout={
+        "candidate": "gpt-5-2026-03-14", "stage": "canary", "percent": 10,
+        "since": "2026-03-24T00:00:00Z"}))
+    spec.add(tenant("s1", group="standard", rollout={
+        "candidate": "gpt-5-2026-03-14", "stage": "shadow", "since": "2026-03-24T00:00:00Z"}))
+    spec.evidence.append(evidence("e1"))
+    spec.evidence.append(evidence("s1", passed=500))  # 500/600 < 0.95: fails the gate
+    root = spec.write(tmp_path / "repo")
+    assert main(["compile", "--repo", str(root), "--now", NOW, "--serial", "7"]) == 0
+    page = _Collect()
+    dom = dump_dom(root / "dist" / "index.html")
+    page.feed(dom)
+    assert {(r["data-tenant"], r["data-stage"]) for r in page.rows} == {
+        ("p1", "pinned"), ("e1", "canary"), ("s1", "shadow")}
+    assert "600/600 passed (1.000)" in dom
+    assert "evidence pass rate 0.833" in dom
+    assert "1d 12h" in dom  # e1 and s1 entered their stage 36 hours before NOW

@@ -39,6 +39,7 @@ from modelpin.cli.common import (
     resolve_now,
     summary_line,
 )
+from modelpin.dashboard import DashboardMeta, dashboard_rows, render_dashboard
 from modelpin.diagnostics import has_errors
 from modelpin.load.cache import CompileCache, StatIndexedTree
 from modelpin.load.document import did_you_mean, parse
@@ -47,11 +48,13 @@ from modelpin.load.tree import CONFIG_DIRS, DirectoryTree, GitTree, SourceTree, 
 from modelpin.model.fleet import Fleet
 from modelpin.model.policies import ArtifactPolicy
 from modelpin.model.tenant import format_time
+from modelpin.rollout.dag import GroupGraph
 from modelpin.routing.payload import NO_COMMIT, Header, PayloadError, build, fragment_key
 from modelpin.routing.verify import RouteRow, VerifiedTable, VerifyError, verify_envelope
 
 PAYLOAD_FILE = "routing-table.json"
 ENVELOPE_FILE = "routing-table.dsse.json"
+DASHBOARD_FILE = "index.html"
 DEV_KEY = Path(".modelpin") / "dev-signing-key.pem"
 KEY_ENV = "MODELPIN_SIGNING_KEY"
 MAX_ENVELOPE_BYTES = 256 << 20
@@ -392,7 +395,13 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     target = out if out is not None else root / "dist"
     try:
         target.mkdir(parents=True, exist_ok=True)
-        write_atomically([(target / PAYLOAD_FILE, payload), (target / ENVELOPE_FILE, envelope)])
+        page = render_dashboard(
+            dashboard_rows(fleet, now),
+            DashboardMeta(serial, source.commit, header.issued_at, header.expires_at,
+                          GroupGraph.build(fleet.policy.groups).topological_order()),
+        )
+        write_atomically([(target / PAYLOAD_FILE, payload), (target / ENVELOPE_FILE, envelope),
+                          (target / DASHBOARD_FILE, page.encode("utf-8"))])
     except OSError as exc:
         raise CommandError(f"cannot write the routing table to {target}: "
                            f"{exc.strerror or exc}; nothing was replaced",
@@ -411,6 +420,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     click.echo(f"  wrote {target / PAYLOAD_FILE}")
     click.echo(f"  wrote {target / ENVELOPE_FILE} (signed by "
                f"{', '.join(k.keyid[:16] for k in keys)})")
+    click.echo(f"  wrote {target / DASHBOARD_FILE} (fleet dashboard)")
     if show_table:
         document = json.loads(payload)
         print_routes(VerifiedTable(payload, document, ()).rows())
