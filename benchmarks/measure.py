@@ -128,16 +128,22 @@ def profile_top(fn: Callable[[], Any], limit: int = 12) -> list[str]:
         fn()
     finally:
         prof.disable()
-    stats = pstats.Stats(prof)
-    entries = []
-    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-    for (filename, line, func), (_cc, calls, tottime, cumtime, _) in sorted(
-        stats.stats.items(), key=lambda kv: kv[1][2], reverse=True  # type: ignore[attr-defined]
-    )[:limit]:
-        where = _short(filename)
+    table = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in table.values())
+    entries = [f"total {total:.3f}s; by own time:"]
+
+    def line(key: tuple[str, int, str], value: tuple[Any, ...]) -> str:
+        (filename, lineno, func), (_cc, calls, tottime, cumtime, _) = key, value
         share = 100 * tottime / total if total else 0
-        entries.append(f"{tottime:7.3f}s {share:4.1f}% cum {cumtime:7.3f}s "
-                       f"{calls:>9} calls  {where}:{line}({func})")
+        return (f"{tottime:7.3f}s {share:4.1f}% cum {cumtime:7.3f}s {calls:>9} calls  "
+                f"{_short(filename)}:{lineno}({func})")
+
+    by_own = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)
+    entries += [line(k, v) for k, v in by_own[:limit]]
+    ours = [(k, v) for k, v in table.items() if "modelpin/" in k[0]]
+    entries.append("modelpin functions by cumulative time:")
+    entries += [line(k, v) for k, v in sorted(ours, key=lambda kv: kv[1][3],
+                                               reverse=True)[:limit]]
     return entries
 
 
