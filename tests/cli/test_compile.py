@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -141,18 +143,46 @@ def test_a_write_failing_half_way_replaces_nothing(
     assert {p.name: p.read_bytes() for p in (repo / "dist").iterdir()} == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_read_only_output_dir_leaves_the_previous_artifact(tmp_path: Path) -> None:
-    repo = git_fleet(tmp_path / "repo")
-    assert compile_(repo) == 0
-    before = {p.name: p.read_bytes() for p in (repo / "dist").iterdir()}
-    spec().add(tenant("delta")).write(repo)
-    os.chmod(repo / "dist", 0o555)
+@contextlib.contextmanager
+def _read_only(directory: Path) -> Iterator[None]:
+    """Make ``directory`` read-only for this process. Root ignores mode bits, so as root
+    the directory is a tmpfs remounted read-only (EROFS), as a real read-only volume is."""
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o555)
+        try:
+            yield
+        finally:
+            os.chmod(directory, 0o755)
+        return
+    subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
     try:
-        assert compile_(repo) == 1
+        yield
     finally:
-        os.chmod(repo / "dist", 0o755)
-    assert {p.name: p.read_bytes() for p in (repo / "dist").iterdir()} == before
+        subprocess.run(["mount", "-o", "remount,rw", str(directory)], check=True)
+
+
+def test_read_only_output_dir_leaves_the_previous_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo")
+    out = tmp_path / "out"
+    out.mkdir()
+    mounted = os.geteuid() == 0
+    if mounted:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(out)], check=True)
+    try:
+        assert compile_(repo, "--out", str(out)) == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert set(before) == {"routing-table.json", "routing-table.dsse.json", "index.html"}
+        spec().add(tenant("delta")).write(repo)
+        capsys.readouterr()
+        with _read_only(out):
+            assert compile_(repo, "--out", str(out)) == 1
+        assert "nothing was replaced" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(out)], check=True)
 
 
 def test_output_path_that_is_a_directory_is_refused_before_writing(
