@@ -20,6 +20,8 @@ def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "s":
+        if value < 0.001:
+            return f"{value * 1e6:.2f} µs"
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
     if unit == "x":
         return f"{value:.2f}x"

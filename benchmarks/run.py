@@ -10,7 +10,6 @@ the slow side. ``--quick`` (1,000 tenants, fewer repeats) finishes in about a mi
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import json
 import shutil
@@ -24,9 +23,16 @@ from typing import Any
 if __package__ in (None, ""):  # ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import cases_check, cases_compile, cases_validate, fleetgen, measure
+from benchmarks import (
+    cases_check,
+    cases_compile,
+    cases_router,
+    cases_validate,
+    fleetgen,
+    measure,
+)
 from benchmarks.measure import ROOT, Row, machine, profile_top, row, unavailable
-from benchmarks.report import print_report, update_readme
+from benchmarks.report import fmt_value, print_report, update_readme
 
 OUT = ROOT / "benchmarks" / ".out"
 LINEAR = "<= 1.15x"
@@ -39,7 +45,8 @@ class Bench:
         self.rows: list[Row] = []
         self.profiles: dict[str, list[str]] = {}
         self.fleets: dict[int, tuple[Path, fleetgen.Fleet]] = {}
-        self.scaling: dict[str, dict[int, float]] = {"validate": {}, "compile": {}}
+        self.scaling: dict[str, dict[int, float]] = {"validate": {}, "compile": {},
+                                                     "resolve": {}}
         self.started = time.perf_counter()
 
     def log(self, message: str) -> None:
@@ -128,41 +135,7 @@ class Bench:
 
     def case_router(self) -> None:
         """Cases 5-8 come from ``benchmarks/router_cases.py`` (the router's own file)."""
-        try:
-            module = importlib.import_module("benchmarks.router_cases")
-        except ImportError as exc:
-            if "router_cases" not in str(exc):
-                raise
-            for case, metric, target in (
-                ("5 resolve", "router resolve, in-memory store, pinned sessions", ">= 15x"),
-                ("6 redis", "router resolve, Redis store vs redis-py GET", "<= 1.3x"),
-                ("7 load", "table verify + load vs json.loads", "<= 3x"),
-                ("8 reload", "resolve p99 during 100 swaps vs without", "<= 2x"),
-            ):
-                self.add([unavailable(case, metric, target, "benchmarks/router_cases.py "
-                                      "is not there yet")])
-            return
-        self.log("cases 5-8: router")
-        runner = getattr(module, "run_cases", None) or getattr(module, "all_cases", None)
-        if runner is None:
-            self.add([unavailable("5 resolve", "router cases", "", "router_cases.py has no "
-                                  "run_cases()")])
-            return
-        try:
-            rows = runner(**self._router_kwargs(runner))
-        except Exception as exc:
-            rows = [unavailable("5 resolve", "router cases", "", f"failed: {exc!r}")]
-        self.add(list(rows))
-
-    def _router_kwargs(self, runner: Callable[..., Any]) -> dict[str, Any]:
-        import inspect
-
-        params = inspect.signature(runner).parameters
-        offer: dict[str, Any] = {"tenants": self.args.tenants, "quick": self.args.quick,
-                                 "full": self.args.full, "repeats": self.args.repeats,
-                                 "sizes": self.sizes, "out": self.args.out,
-                                 "seed": self.args.seed}
-        return {k: v for k, v in offer.items() if k in params}
+        self.add(cases_router.router_rows(self.args.tenants, self.args.quick, self.log))
 
     def case_scaling(self) -> None:
         for n in self.sizes:
@@ -182,13 +155,25 @@ class Bench:
                     self.scaling["compile"][n] = value
                 except Exception as exc:
                     self.log(f"  compile at {n:,} failed: {exc!r}")
-        for name, case in (("validate", "1 validate"), ("compile", "2 compile")):
+        if "5" in self.wanted:
+            for n in self.sizes:
+                self.log(f"scaling: router resolve at {n:,}")
+                try:
+                    value = cases_router.resolve_time(n)
+                except Exception as exc:
+                    self.log(f"  resolve at {n:,} failed: {exc!r}")
+                    continue
+                if value is not None:
+                    self.scaling["resolve"][n] = value
+        for name, case in (("validate", "1 validate"), ("compile", "2 compile"),
+                           ("resolve", "5 resolve")):
             points = sorted(self.scaling[name].items())
             for (n1, t1), (n2, t2) in itertools.pairwise(points):
-                self.add([row(case, f"scaling {n1:,} -> {n2:,} tenants: time growth",
+                what = "time per resolve" if name == "resolve" else "time"
+                self.add([row(case, f"scaling {n1:,} -> {n2:,} tenants: {what} growth",
                               t2 / t1, n2 / n1, target=LINEAR, unit="x",
                               baseline_name="tenant growth",
-                              note=f"{t1:.3f}s -> {t2:.3f}s")])
+                              note=f"{fmt_value(t1, 's')} -> {fmt_value(t2, 's')}")])
             if len(points) < 2:
                 self.add([unavailable(case, f"scaling ({name})", LINEAR,
                                       "fewer than two sizes measured")])
@@ -197,6 +182,7 @@ class Bench:
         a = self.args
         self.sizes = sorted({*a.sizes, a.tenants})
         wanted = set(a.only.split(",")) if a.only else {"1", "2", "4", "5", "scaling"}
+        self.wanted = wanted
         info = machine()
         self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
         for key, case in (("1", self.case_validate), ("2", self.case_compile),
