@@ -74,7 +74,7 @@ def _commands(path: Path) -> list[list[str]]:
 
 
 def _check_argv(argv: list[str]) -> None:
-    command = cli.commands.get(argv[0])
+    command = cli.get_command(click.Context(cli), argv[0])
     assert command is not None, f"modelpin has no command {argv[0]!r}"
     options = {opt: param for param in command.params if isinstance(param, click.Option)
                for opt in param.opts}

@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from modelpin import __version__
-from modelpin.cli import rollout_commands
-from modelpin.cli.artifact_commands import COMMANDS as ARTIFACT_COMMANDS
-from modelpin.cli.bot_command import bot
 from modelpin.cli.common import EXIT_USAGE, CommandError
-from modelpin.cli.validate import schema, validate
+
+# Command name -> "module:attribute". Modules are imported only when their command runs
+# (or help lists it), so `modelpin explain` does not pay for git, httpx or the router.
+COMMANDS: dict[str, str] = {
+    "validate": "modelpin.cli.validate:validate",
+    "compile": "modelpin.cli.artifact_commands:compile_command",
+    "verify": "modelpin.cli.artifact_commands:verify_command",
+    "check": "modelpin.cli.rollout_commands:check",
+    "plan": "modelpin.cli.rollout_commands:plan",
+    "explain": "modelpin.cli.rollout_commands:explain",
+    "resolve": "modelpin.cli.artifact_commands:resolve_command",
+    "keygen": "modelpin.cli.artifact_commands:keygen_command",
+    "bot": "modelpin.cli.bot_command:bot",
+    "schema": "modelpin.cli.validate:schema",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modelpin")
 def cli() -> None:
     """modelpin: pin every tenant to exact model versions and roll upgrades out safely."""
-
-
-cli.add_command(validate)
-cli.add_command(schema)
-for _artifact_command in ARTIFACT_COMMANDS:
-    cli.add_command(_artifact_command)
-cli.add_command(bot)
-for _command in (rollout_commands.explain, rollout_commands.check, rollout_commands.plan):
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ from modelpin.diagnostics import has_errors
 from modelpin.load.cache import CompileCache, StatIndexedTree
 from modelpin.load.document import did_you_mean, parse
 from modelpin.load.fleet import ARTIFACT, load_fleet
+from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import CONFIG_DIRS, DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
 from modelpin.model.policies import ArtifactPolicy
@@ -355,11 +356,32 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
              require_key: bool = False) -> int:
     root = repo if repo is not None else default_repo()
     cache_path = cache_dir if cache_dir is not None else root / ".modelpin" / "cache"
-    cache = None if no_cache else _load_cache(cache_path)
-    tree = _open_tree(root, rev, cache)
-    now = resolve_now(now_text, root, tree)
-    result = load_fleet(tree, now, cache=cache.parse if cache is not None else None,
-                        progress=progress_reporter("compiling"))
+    content_ids: dict[str, str] | None = None
+    cache: CompileCache | None
+    if rev is None and not no_cache:
+        # The work tree: through the fleet snapshot and the compile cache.
+        try:
+            directory_tree = DirectoryTree(root)
+        except TreeError as exc:
+            raise CommandError(str(exc)) from None
+        now = resolve_now(now_text, root, directory_tree)
+        loaded = load_cached(directory_tree, now, cache_path, _warn,
+                             progress_reporter("compiling"))
+        result = loaded.result
+        warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
+        cache = warm
+        tree: SourceTree = loaded.tree or StatIndexedTree(directory_tree, warm.stat)
+        if result.fleet is not None:
+            content_ids = {tid: loaded.blobs[result.fleet.tenant_path(tid)]
+                           for tid in result.fleet.tenants}
+    else:
+        cache = None if no_cache else _load_cache(cache_path)
+        tree = _open_tree(root, rev, cache)
+        now = resolve_now(now_text, root, tree)
+        result = load_fleet(tree, now, cache=cache.parse if cache is not None else None,
+                            progress=progress_reporter("compiling"))
+        if cache is not None and result.fleet is not None:
+            content_ids = _content_ids(tree, result.fleet)
     fleet = result.fleet
     if fleet is None or has_errors(result.diagnostics):
         if cache is not None:
@@ -385,7 +407,6 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
                   "a serial lower than the one they hold)")
             serial = 1
     header = Header(serial, source.commit, now, now + fleet.artifact.ttl)
-    content_ids = _content_ids(tree, fleet) if cache is not None else None
     try:
         payload = build(fleet, header, content_ids=content_ids,
                         fragments=cache.fragments if cache is not None else None)

@@ -32,10 +32,22 @@ class SourceTree(Protocol):
     def read(self, path: str) -> bytes: ...
 
 
+def _walk(directory: str, rel: str, found: list[str]) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, f"{rel}/{entry.name}", found)
+            elif entry.is_file():
+                found.append(f"{rel}/{entry.name}")
+
+
 @dataclass
 class DirectoryTree:
     root: Path
     label: str = ""
+    _listing: list[str] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -45,18 +57,16 @@ class DirectoryTree:
             raise TreeError(f"{self.root} is not a directory")
 
     def files(self) -> list[str]:
-        found: list[str] = []
-        root = str(self.root)
-        for top in CONFIG_DIRS:
-            base = os.path.join(root, top)
-            if not os.path.isdir(base):
-                continue
-            for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
-                found.extend(f"{rel}/{name}" for name in filenames if not name.startswith("."))
-        found.sort()
-        return found
+        """Listed once per tree (a scandir walk, relative paths built as strings)."""
+        if self._listing is None:
+            found: list[str] = []
+            root = str(self.root)
+            for top in CONFIG_DIRS:
+                if os.path.isdir(os.path.join(root, top)):
+                    _walk(os.path.join(root, top), top, found)
+            found.sort()
+            self._listing = found
+        return list(self._listing)
 
     def read(self, path: str) -> bytes:
         with open(os.path.join(self.root, path), "rb") as fh:
