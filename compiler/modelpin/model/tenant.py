@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from modelpin.model.base import IDS_ONLY, Identifier, StrictModel, is_hundredths, rule_error
 from modelpin.model.model_version import ModelKind
+
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
+
+
+def _check_tool_name(value: str) -> str:
+    if not _TOOL_NAME.match(value):
+        raise ValueError(
+            f"tool name {value!r} may use only letters, digits, '_', '.' and '-' "
+            "(1 to 64 characters), as gateways and the routing table carry it"
+        )
+    return value
+
+
+ToolName = Annotated[
+    str,
+    AfterValidator(_check_tool_name),
+    WithJsonSchema({"type": "string", "pattern": TOOL_NAME_PATTERN}),
+]
+"""A tool's name as gateways and the routing table carry it."""
 
 Stage = Literal["shadow", "canary", "paused", "rolled-back"]
 FailurePolicy = Literal["fallback-stable", "structured-error"]
@@ -83,7 +111,7 @@ class Tenant(StrictModel):
     override_allowed: bool = False
     failure_policy: FailurePolicy = "fallback-stable"
     bets_suite: BetsSuiteRef | None = None
-    tools: dict[str, dict[str, Any]] = {}
+    tools: dict[ToolName, dict[str, Any]] = {}
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     owner: str | None = None
     notes: str | None = None
