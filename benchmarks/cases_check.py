@@ -15,7 +15,16 @@ from pathlib import Path
 
 from benchmarks.cases_validate import validate_in_process
 from benchmarks.fleetgen import NOW, Fleet, change_tenants, commit_all, git
-from benchmarks.measure import Row, median_time, quiet, row, run_command, tool, unavailable
+from benchmarks.measure import (
+    Row,
+    command_available,
+    median_time,
+    quiet,
+    row,
+    run_command,
+    tool,
+    unavailable,
+)
 
 CHANGED = 100
 
@@ -37,15 +46,20 @@ def check_in_process(repo: Path, base: str) -> int:
         return main(["check", "--base", base, "--repo", str(repo)])
 
 
+def explain_in_process(repo: Path, tenant: str) -> int:
+    from modelpin.cli import main
+
+    with quiet():
+        return main(["explain", tenant, "--repo", str(repo)])
+
+
 def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
                 repeats: int) -> list[Row]:
-    from modelpin.cli import cli
-
     check_metric = f"check --base, {CHANGED} tenants changed, vs validate ({tenants:,} tenants)"
     explain_metric = f"explain one tenant ({tenants:,} tenants, subprocess)"
     rows: list[Row] = []
     base, tenant = prepare(fleet_root, fleet, work)
-    if "check" not in cli.commands:
+    if not command_available("check"):
         rows.append(unavailable("4 check", check_metric, "<= 2.5x", "no 'modelpin check'"))
     else:
         codes: list[int] = []
@@ -59,7 +73,7 @@ def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
         rows.append(row("4 check", check_metric, statistics.median(check_runs),
                         statistics.median(validate_runs), target="<= 2.5x",
                         baseline_name="validate", runs=repeats, note=note))
-    if "explain" not in cli.commands:
+    if not command_available("explain"):
         rows.append(unavailable("4 check", explain_metric, "< 1 s", "no 'modelpin explain'"))
     else:
         try:

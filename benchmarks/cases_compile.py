@@ -14,15 +14,13 @@ from typing import Any
 
 from benchmarks.cases_validate import parse_floor
 from benchmarks.fleetgen import NOW
-from benchmarks.measure import Row, median_time, quiet, row, unavailable
+from benchmarks.measure import Row, command_available, median_time, quiet, row, unavailable
 
 CACHE_DIRS = (".modelpin/cache",)
 
 
 def available(command: str) -> bool:
-    from modelpin.cli import cli
-
-    return command in cli.commands
+    return command_available(command)
 
 
 def compile_in_process(root: Path, out: Path) -> None:

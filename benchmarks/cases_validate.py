@@ -49,10 +49,12 @@ def validate_in_process(root: Path) -> None:
         raise RuntimeError(f"modelpin validate exited {code} on {root}")
 
 
-def measure_floor_and_validate(root: Path, repeats: int) -> dict[str, Any]:
+def measure_floor_and_validate(root: Path, repeats: int, *,
+                               warm_up: bool = True) -> dict[str, Any]:
     """Interleaved medians, so that a noisy neighbour hits both sides alike."""
-    parse_floor(root)  # warm-up: imports, lazy caches, page cache
-    validate_in_process(root)
+    if warm_up:  # imports, lazy caches, page cache
+        parse_floor(root)
+        validate_in_process(root)
     floor_times, validate_times = [], []
     for _ in range(repeats):
         floor_times.append(median_time(lambda: parse_floor(root), 1)[0])

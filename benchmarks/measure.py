@@ -37,6 +37,18 @@ def tool(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def command_available(name: str) -> bool:
+    """Whether ``modelpin <name>`` exists (commands may load lazily, or not exist yet)."""
+    import click
+
+    from modelpin.cli import cli
+
+    try:
+        return cli.get_command(click.Context(cli), name) is not None
+    except ImportError:
+        return False
+
+
 def row(case: str, metric: str, value: float | None, baseline: float | None, *,
         target: str, unit: str = "s", baseline_name: str = "", note: str = "",
         runs: int = 0, ratio: float | None = None, met: bool | None = None) -> Row:

@@ -54,6 +54,8 @@ class Bench:
         print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     def fleet(self, n: int, *, git: bool = False) -> tuple[Path, fleetgen.Fleet]:
+        # The main fleet is a git repository from the start when check will need one.
+        git = git or (n == self.args.tenants and "4" in self.wanted)
         if n in self.fleets and (not git or (self.fleets[n][0] / ".git").exists()):
             return self.fleets[n]
         root = self.args.out / f"fleet-{n}"
@@ -132,6 +134,10 @@ class Bench:
         if rows and rows[0]["met"] is False:
             base = fleetgen.git(work, "rev-parse", "HEAD~1")
             self.profile("4 check", lambda: cases_check.check_in_process(work, base))
+        if len(rows) > 1 and rows[1]["met"] is False:
+            tenant = rows[1].get("note", "").removeprefix("tenant ")
+            self.profile("4 explain (in-process)",
+                         lambda: cases_check.explain_in_process(work, tenant))
 
     def case_router(self) -> None:
         """Cases 5-8 come from ``benchmarks/router_cases.py`` (the router's own file)."""
@@ -143,7 +149,8 @@ class Bench:
                 continue
             root, _ = self.fleet(n)
             self.log(f"scaling: validate and compile at {n:,}")
-            m = cases_validate.measure_floor_and_validate(root, self.args.scale_repeats(n))
+            m = cases_validate.measure_floor_and_validate(root, self.args.scale_repeats(n),
+                                                          warm_up=n <= 10_000)
             self.scaling["validate"][n] = m["validate"]
             if cases_compile.available("compile"):
                 out = self.args.out / f"dist-{n}"
