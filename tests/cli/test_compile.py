@@ -284,10 +284,11 @@ def test_cache_gives_the_same_bytes_and_survives_corruption(
     shutil.rmtree(repo / ".modelpin/cache")
 
 
-def test_a_fleet_without_a_payload_form_writes_nothing(
+def test_a_tool_name_the_table_cannot_carry_is_refused_at_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = git_fleet(tmp_path / "repo", spec().add(tenant("delta", tools={"a b": {}})))
     assert compile_(repo) == 1
-    assert "tool name 'a b'" in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "tenants/delta.yaml:" in out and "tool name 'a b'" in out
     assert not (repo / "dist").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -119,9 +120,13 @@ def test_a_tool_schema_without_json_form_is_a_payload_error(tmp_path: Path) -> N
 
 
 def test_a_tool_name_outside_the_schema_is_a_payload_error(tmp_path: Path) -> None:
+    """The loader refuses such names with a position; the payload builder still checks,
+    for fleets built in code (model_copy does not validate)."""
     spec = FleetSpec(tenants={})
-    spec.add(tenant("t1", tools={"look up": {"type": "object"}}))
+    spec.add(tenant("t1"))
     fleet = load(spec.write(tmp_path / "repo"))
+    bad = fleet.tenants["t1"].model_copy(update={"tools": {"look up": {"type": "object"}}})
+    fleet = dataclasses.replace(fleet, tenants={"t1": bad})
     with pytest.raises(PayloadError, match="tool name 'look up'"):
         build(fleet, HEADER)
 

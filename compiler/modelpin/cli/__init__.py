@@ -14,13 +14,13 @@ from modelpin.cli.common import EXIT_USAGE, CommandError
 # (or help lists it), so `modelpin explain` does not pay for git, httpx or the router.
 COMMANDS: dict[str, str] = {
     "validate": "modelpin.cli.validate:validate",
-    "compile": "modelpin.cli.artifact_commands:compile_command",
-    "verify": "modelpin.cli.artifact_commands:verify_command",
+    "compile": "modelpin.cli.compile_command:compile_command",
+    "verify": "modelpin.cli.table_commands:verify_command",
     "check": "modelpin.cli.rollout_commands:check",
     "plan": "modelpin.cli.rollout_commands:plan",
     "explain": "modelpin.cli.rollout_commands:explain",
-    "resolve": "modelpin.cli.artifact_commands:resolve_command",
-    "keygen": "modelpin.cli.artifact_commands:keygen_command",
+    "resolve": "modelpin.cli.table_commands:resolve_command",
+    "keygen": "modelpin.cli.keys:keygen_command",
     "bot": "modelpin.cli.bot_command:bot",
     "schema": "modelpin.cli.validate:schema",
 }

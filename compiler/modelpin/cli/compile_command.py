@@ -1,0 +1,311 @@
+"""``modelpin compile``: the validated fleet in, the signed routing table out.
+
+Load and validate the fleet (through the fleet snapshot and the persistent cache), build
+the canonical payload, sign it, render the dashboard, and only then write the three
+files, all or none (temp files, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from modelpin import signing
+from modelpin.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CommandError,
+    default_repo,
+    emit_diagnostics,
+    format_option,
+    now_option,
+    progress_reporter,
+    repo_option,
+    resolve_now,
+    summary_line,
+)
+from modelpin.cli.keys import KEY_ENV, signing_keys
+from modelpin.cli.table_commands import print_routes
+from modelpin.dashboard import DashboardMeta, dashboard_rows, render_dashboard
+from modelpin.diagnostics import has_errors
+from modelpin.load.cache import CompileCache, StatIndexedTree
+from modelpin.load.fleet import load_fleet
+from modelpin.load.snapshot import load_cached
+from modelpin.load.tree import CONFIG_DIRS, DirectoryTree, GitTree, SourceTree, TreeError
+from modelpin.model.fleet import Fleet
+from modelpin.model.tenant import format_time
+from modelpin.rollout.dag import GroupGraph
+from modelpin.routing.payload import NO_COMMIT, Header, PayloadError, build, fragment_key
+from modelpin.routing.verify import VerifiedTable
+
+PAYLOAD_FILE = "routing-table.json"
+ENVELOPE_FILE = "routing-table.dsse.json"
+DASHBOARD_FILE = "index.html"
+
+
+def _warn(message: str) -> None:
+    click.echo(f"modelpin: warning: {message}", err=True)
+
+
+# --- git: source commit and serial ------------------------------------------------------
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=False)
+    except FileNotFoundError:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+SERIAL_STRIDE = 1_000_000
+"""Serial = commits reachable from the source commit x SERIAL_STRIDE + the minutes from
+the commit's time to ``issued_at`` (clamped to 0 .. SERIAL_STRIDE - 1). Monotonic along
+main (a later commit outranks every re-issue of an earlier one), and a re-issue of the
+same commit later (the daily publish that keeps a quiet repo's table from expiring)
+gets a higher serial instead of the same serial with other bytes."""
+
+
+@dataclass(frozen=True)
+class Source:
+    commit: str
+    count: int | None  # None outside git
+    commit_time: datetime | None = None
+
+    def serial(self, issued_at: datetime) -> int | None:
+        if self.count is None or self.commit_time is None:
+            return None
+        minutes = int((issued_at - self.commit_time).total_seconds() // 60)
+        return self.count * SERIAL_STRIDE + min(max(minutes, 0), SERIAL_STRIDE - 1)
+
+
+def source_of(root: Path, tree: SourceTree) -> Source:
+    """The commit the table is compiled from, its commit count and time."""
+    commit = tree.commit if isinstance(tree, GitTree) else _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return Source(NO_COMMIT, None)
+    count = _git(root, "rev-list", "--count", commit)
+    stamp = _git(root, "show", "-s", "--format=%ct", commit)
+    when = datetime.fromtimestamp(int(stamp), tz=UTC) if stamp and stamp.isdigit() else None
+    return Source(commit, int(count) if count and count.isdigit() else None, when)
+
+
+def _dirty_config(root: Path) -> bool:
+    out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CONFIG_DIRS)
+    return bool(out)
+
+
+# --- atomic output ----------------------------------------------------------------------
+
+def write_atomically(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file or none: all temp files are written and synced before any rename."""
+    temps: list[str] = []
+    try:
+        for path, data in files:
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(path))
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+        for (path, _), tmp in zip(files, temps, strict=True):
+            os.replace(tmp, path)
+        temps = []
+        for parent in {path.parent for path, _ in files}:
+            dir_fd = os.open(parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+
+
+# --- compile ----------------------------------------------------------------------------
+
+def _open_tree(root: Path, rev: str | None, cache: CompileCache | None) -> SourceTree:
+    try:
+        if rev:
+            return GitTree(root, rev)
+        tree = DirectoryTree(root)
+    except TreeError as exc:
+        raise CommandError(str(exc)) from None
+    return StatIndexedTree(tree, cache.stat) if cache is not None else tree
+
+
+def _content_ids(tree: SourceTree, fleet: Fleet) -> dict[str, str] | None:
+    blob = getattr(tree, "blob_id", None)
+    if not callable(blob):
+        return None
+    return {tid: blob(fleet.tenant_path(tid)) for tid in fleet.tenants}
+
+
+def _load_cache(directory: Path) -> CompileCache:
+    enabled = gc.isenabled()
+    gc.disable()  # unpickling builds many long-lived objects: GC passes are pure cost
+    try:
+        return CompileCache.load(directory, _warn)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
+                fragment_keys: set[str] | None) -> None:
+    blob = getattr(tree, "blob_id", None)
+    keys = {(p, blob(p)) for p in tree.files()} if callable(blob) else set(cache.parse)
+    if isinstance(tree, StatIndexedTree):
+        tree.prune()
+    try:
+        cache.save(directory, keys, fragment_keys)
+    except OSError as exc:
+        _warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
+
+
+@click.command(name="compile")
+@repo_option
+@click.option("--rev", default=None, help="Compile this git revision (default: the files in "
+              "the work tree, labelled with HEAD).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default: <repo>/dist).")
+@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Private signing key (PKCS#8 PEM); repeat for several. Default: ${KEY_ENV}, "
+              "else a local development key.")
+@now_option
+@click.option("--serial", type=click.IntRange(min=1), default=None,
+              help="Serial number (default: commits x 1,000,000 + minutes from the commit "
+              "to --now; see docs/routing-table.md).")
+@click.option("--require-key", is_flag=True,
+              help="Fail instead of signing with the local development key (for CI).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Persistent parse cache (default: <repo>/.modelpin/cache).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--table", "show_table", is_flag=True, help="Print the routes after compiling.")
+@format_option("text", "github", "json")
+def compile_command(repo: Path | None, rev: str | None, out: Path | None,
+                    key_files: tuple[Path, ...], now_text: str | None, serial: int | None,
+                    cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
+                    require_key: bool) -> int:
+    """Compile the fleet into a signed routing table (dist/routing-table.dsse.json)."""
+    # Hundreds of thousands of long-lived objects and no cyclic garbage to speak of:
+    # generational GC passes would be pure cost (the loader does the same).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(repo, rev, out, key_files, now_text, serial, cache_dir, no_cache,
+                        show_table, fmt, require_key)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile(repo: Path | None, rev: str | None, out: Path | None,
+             key_files: tuple[Path, ...], now_text: str | None, serial: int | None,
+             cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
+             require_key: bool = False) -> int:
+    root = repo if repo is not None else default_repo()
+    cache_path = cache_dir if cache_dir is not None else root / ".modelpin" / "cache"
+    content_ids: dict[str, str] | None = None
+    cache: CompileCache | None
+    if rev is None and not no_cache:
+        # The work tree: through the fleet snapshot and the compile cache.
+        try:
+            directory_tree = DirectoryTree(root)
+        except TreeError as exc:
+            raise CommandError(str(exc)) from None
+        now = resolve_now(now_text, root, directory_tree)
+        loaded = load_cached(directory_tree, now, cache_path, _warn,
+                             progress_reporter("compiling"))
+        result = loaded.result
+        warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
+        cache = warm
+        tree: SourceTree = loaded.tree or StatIndexedTree(directory_tree, warm.stat)
+        if result.fleet is not None:
+            content_ids = {tid: loaded.blobs[result.fleet.tenant_path(tid)]
+                           for tid in result.fleet.tenants}
+    else:
+        cache = None if no_cache else _load_cache(cache_path)
+        tree = _open_tree(root, rev, cache)
+        now = resolve_now(now_text, root, tree)
+        result = load_fleet(tree, now, cache=cache.parse if cache is not None else None,
+                            progress=progress_reporter("compiling"))
+        if cache is not None and result.fleet is not None:
+            content_ids = _content_ids(tree, result.fleet)
+    fleet = result.fleet
+    if fleet is None or has_errors(result.diagnostics):
+        if cache is not None:
+            _save_cache(cache, cache_path, tree, None)
+        emit_diagnostics(result.diagnostics, fmt, result.source_lines,
+                         {**result.stats, "valid": False})
+        click.echo(f"invalid: {summary_line(result.stats, result.diagnostics)}; "
+                   "nothing written", err=True)
+        return EXIT_INVALID
+    if result.diagnostics and fmt != "json":
+        emit_diagnostics(result.diagnostics, fmt, result.source_lines, {})
+    keys, dev = signing_keys(root, key_files, fleet.artifact, require_key=require_key)
+    source = source_of(root, tree)
+    if source.commit == NO_COMMIT:
+        _warn(f"{root} is not a git repository: source commit is {NO_COMMIT[:8]}…")
+    elif rev is None and _dirty_config(root):
+        _warn("the config files have uncommitted changes: the table is labelled with "
+              f"commit {source.commit[:12]} but built from the work tree")
+    if serial is None:
+        serial = source.serial(now)
+        if serial is None:
+            _warn("no git history to count: serial is 1 (pass --serial N; routers refuse "
+                  "a serial lower than the one they hold)")
+            serial = 1
+    header = Header(serial, source.commit, now, now + fleet.artifact.ttl)
+    try:
+        payload = build(fleet, header, content_ids=content_ids,
+                        fragments=cache.fragments if cache is not None else None)
+    except PayloadError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    envelope = signing.dump_envelope(signing.sign(payload, [k.key for k in keys]))
+    target = out if out is not None else root / "dist"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        page = render_dashboard(
+            dashboard_rows(fleet, now),
+            DashboardMeta(serial, source.commit, header.issued_at, header.expires_at,
+                          GroupGraph.build(fleet.policy.groups).topological_order()),
+        )
+        write_atomically([(target / PAYLOAD_FILE, payload), (target / ENVELOPE_FILE, envelope),
+                          (target / DASHBOARD_FILE, page.encode("utf-8"))])
+    except OSError as exc:
+        raise CommandError(f"cannot write the routing table to {target}: "
+                           f"{exc.strerror or exc}; nothing was replaced",
+                           exit_code=EXIT_INVALID) from None
+    if cache is not None:
+        drain = fleet.artifact.drain_seconds
+        _save_cache(cache, cache_path, tree,
+                    {fragment_key(c, drain) for c in (content_ids or {}).values()})
+    if dev:
+        click.secho(f"modelpin: WARNING: signed with the local DEVELOPMENT key {keys[0].origin} "
+                    f"(keyid {keys[0].keyid[:16]}…). Routers must not trust it: run "
+                    f"`modelpin keygen` and pass --key or ${KEY_ENV}.", err=True, fg="yellow")
+    stats = result.stats
+    click.echo(f"compiled serial {serial} (commit {source.commit[:12]}): {stats['tenants']} "
+               f"tenants, {stats['aliases']} aliases, expires {format_time(header.expires_at)}")
+    click.echo(f"  wrote {target / PAYLOAD_FILE}")
+    click.echo(f"  wrote {target / ENVELOPE_FILE} (signed by "
+               f"{', '.join(k.keyid[:16] for k in keys)})")
+    click.echo(f"  wrote {target / DASHBOARD_FILE} (fleet dashboard)")
+    if show_table:
+        document = json.loads(payload)
+        print_routes(VerifiedTable(payload, document, ()).rows())
+    return EXIT_OK
+
+
