@@ -27,7 +27,7 @@ import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,20 +167,26 @@ class CompileCache:
                 and self.parse.added == 0 and self._counts() == self.loaded
                 and (directory / CACHE_FILE).is_file()):
             return False
-        directory.mkdir(parents=True, exist_ok=True)
         body = {"parse": packed, "fragments": fragments, "stat": self.stat}
-        fd, tmp = tempfile.mkstemp(prefix=".compile-cache.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(_stamp(), fh, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, directory / CACHE_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_pickles(directory / CACHE_FILE, (_stamp(), body))
         return True
+
+
+def write_pickles(path: Path, frames: Sequence[object]) -> None:
+    """Pickle ``frames`` one after another into ``path``, atomically (temp file in the
+    same directory, fsync, rename); raises ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for frame in frames:
+                pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class StatIndexedTree:

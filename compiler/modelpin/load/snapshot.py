@@ -18,14 +18,13 @@ import gc
 import hashlib
 import os
 import pickle
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from modelpin.load.cache import RACY_NS, CompileCache, StatIndexedTree, _stamp
+from modelpin.load.cache import RACY_NS, CompileCache, StatIndexedTree, _stamp, write_pickles
 from modelpin.load.fleet import LoadResult, load_fleet
 from modelpin.load.tree import DirectoryTree
 
@@ -97,18 +96,8 @@ def store(tree: DirectoryTree, now: datetime, directory: Path, result: LoadResul
                  if any(diag.file == p for diag in result.diagnostics)}
     kept = LoadResult(result.fleet, result.diagnostics, documents, result.signals,
                       result.stats)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fleet-snapshot.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for frame in (_stamp(), (now.date().isoformat(), digest), kept, blobs):
-                pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, directory / SNAPSHOT_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_pickles(directory / SNAPSHOT_FILE,
+                  (_stamp(), (now.date().isoformat(), digest), kept, blobs))
 
 
 @dataclass
