@@ -230,7 +230,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="size of the main fleet (default 10,000; 1,000 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="runs per measurement")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--only", default="", help="comma list of: 1,2,4,5,scaling")
+    p.add_argument("--only", default="",
+                   help="comma list of: 1 (validate), 2 (compile, incremental), "
+                   "4 (check, explain), 5 (router cases 5-8), scaling")
     p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
     p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
     p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")
