@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,24 +18,29 @@ import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from modelpin.diagnostics import Diagnostic, error, warning
-from modelpin.load.document import Document, did_you_mean, parse
+from modelpin.load.document import Document, parse
+from modelpin.load.layout import (
+    ARTIFACT,
+    COMPATIBILITY,
+    IGNORED_SUFFIXES,
+    REQUIRED,
+    ROLLOUT_GROUPS,
+    SIGNALS,
+    layout_hint,
+    model_for,
+    stem,
+)
+from modelpin.load.references import CrossCheck
 from modelpin.load.tree import SourceTree, blob_id_of
 from modelpin.load.validation import diagnostics_for
-from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Evidence
-from modelpin.model.fleet import EvidenceKey, Fleet
-from modelpin.model.model_version import ModelVersion, floating_reason
-from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.fleet import Fleet
+from modelpin.model.model_version import ModelVersion
 from modelpin.model.signals import SignalsPolicy
 from modelpin.model.tenant import Tenant
-from modelpin.rollout.dag import GroupCycleError, GroupGraph
 
-ROLLOUT_GROUPS = "policies/rollout-groups.yaml"
-ARTIFACT = "policies/artifact.yaml"
-SIGNALS = "policies/signals.yaml"
-COMPATIBILITY = "model_versions/compatibility.yaml"
-REQUIRED = (ROLLOUT_GROUPS, COMPATIBILITY)
-IGNORED_SUFFIXES = (".md", ".txt")
+__all__ = ["ARTIFACT", "COMPATIBILITY", "ROLLOUT_GROUPS", "SIGNALS", "LoadResult", "ParseCache",
+           "load_fleet"]
 
 ParseCache = dict[tuple[str, str], tuple[Document, BaseModel | None, list[Diagnostic]]]
 """(path, blob id) -> the file's document, validated model and its own diagnostics."""
@@ -53,30 +58,6 @@ class LoadResult:
         doc = self.documents.get(path)
         lines = doc.lines if doc else None
         return list(lines) if lines is not None else None
-
-
-def _kind(path: str) -> type[BaseModel] | None:
-    if path == ROLLOUT_GROUPS:
-        return RolloutPolicy
-    if path == ARTIFACT:
-        return ArtifactPolicy
-    if path == SIGNALS:
-        return SignalsPolicy
-    if path == COMPATIBILITY:
-        return Compatibility
-    parts = path.split("/")
-    if parts[0] == "model_versions" and len(parts) == 2 and path.endswith(".yaml"):
-        return ModelVersion
-    if parts[0] == "tenants" and len(parts) == 2 and path.endswith(".yaml"):
-        return Tenant
-    if parts[0] == "evidence" and len(parts) == 4 and path.endswith(".json"):
-        return Evidence
-    return None
-
-
-def _stem(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0]
 
 
 def _load_file(
@@ -106,12 +87,12 @@ def _load_file(
         except ValidationError as exc:
             own.extend(diagnostics_for(doc, exc, model))
     if value is not None and model in (ModelVersion, Tenant):
-        stem = _stem(path)
-        if getattr(value, "id", None) != stem:
+        name = stem(path)
+        if getattr(value, "id", None) != name:
             line, col = doc.position(("id",))
             own.append(
                 error("MP013", f"id '{getattr(value, 'id', '')}' does not match the file name",
-                      path, line, col, hint=f"rename the file or set 'id: {stem}'")
+                      path, line, col, hint=f"rename the file or set 'id: {name}'")
             )
             value = None
     if value is not None and model is Tenant:
@@ -169,12 +150,12 @@ def load_fleet(
     gc.disable()  # many small long-lived objects: generational GC passes are pure cost
     try:
         for i, path in enumerate(paths):
-            model = _kind(path)
+            model = model_for(path)
             if model is None:
                 if not path.endswith(IGNORED_SUFFIXES):
                     diagnostics.append(
                         warning("MP007", "file is not part of the config layout; ignored",
-                                path, hint=_layout_hint(path))
+                                path, hint=layout_hint(path))
                     )
                 continue
             doc, value, own = _load_file(tree, path, model, cache)
@@ -193,7 +174,7 @@ def load_fleet(
         if required not in documents:
             diagnostics.append(error("MP008", f"required file {required} is missing", required,
                                      hint="see README: the config repository layout"))
-    checker = _CrossCheck(values, documents, diagnostics, now)
+    checker = CrossCheck(values, documents, diagnostics, now)
     fleet = checker.run()
     signals = values.get(SIGNALS)
     diagnostics.sort()
@@ -213,237 +194,3 @@ def load_fleet(
         signals=signals if isinstance(signals, SignalsPolicy) else None,
         stats=stats,
     )
-
-
-def _layout_hint(path: str) -> str:
-    top = path.split("/", 1)[0]
-    return {
-        "tenants": "tenants are tenants/<id>.yaml",
-        "model_versions": "model versions are model_versions/<id>.yaml",
-        "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.json",
-        "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml",
-    }.get(top, "")
-
-
-class _CrossCheck:
-    """Every check that needs more than one file."""
-
-    def __init__(
-        self,
-        values: Mapping[str, BaseModel],
-        documents: Mapping[str, Document],
-        diagnostics: list[Diagnostic],
-        now: datetime,
-    ) -> None:
-        self.values = values
-        self.documents = documents
-        self.out = diagnostics
-        self.now = now
-        self.today = now.date()
-
-    def _at(self, path: str, loc: tuple[str | int, ...], *, key: bool = False) -> tuple[int, int]:
-        doc = self.documents.get(path)
-        return doc.position(loc, key=key) if doc else (1, 1)
-
-    def _error(self, code: str, msg: str, path: str, loc: tuple[str | int, ...],
-               hint: str | None = None, *, key: bool = False) -> None:
-        line, col = self._at(path, loc, key=key)
-        self.out.append(error(code, msg, path, line, col, hint))
-
-    def _raw(self, path: str, key: str) -> Any:
-        doc = self.documents.get(path)
-        data = doc.data if doc is not None else None
-        return data.get(key) if isinstance(data, dict) else None
-
-    def run(self) -> Fleet | None:
-        policy = self.values.get(ROLLOUT_GROUPS)
-        artifact = self.values.get(ARTIFACT) or ArtifactPolicy()
-        compat = self.values.get(COMPATIBILITY)
-        models = {v.id: v for v in self.values.values() if isinstance(v, ModelVersion)}
-        model_paths = {v.id: p for p, v in self.values.items() if isinstance(v, ModelVersion)}
-        tenants = {v.id: v for v in self.values.values() if isinstance(v, Tenant)}
-        tenant_paths = {v.id: p for p, v in self.values.items() if isinstance(v, Tenant)}
-        self.models = models
-        # Names that exist even when their file failed validation: a broken file must
-        # not make every reference to it look dangling as well.
-        raw_groups = self._raw(ROLLOUT_GROUPS, "groups")
-        self.group_names = sorted(raw_groups) if isinstance(raw_groups, dict) else []
-        raw_workloads = self._raw(COMPATIBILITY, "workloads")
-        self.workloads = (
-            [w for w in raw_workloads if isinstance(w, str)]
-            if isinstance(raw_workloads, list) else None
-        )
-        self.tenant_files = {
-            _stem(p) for p in self.documents if p.startswith("tenants/") and p.count("/") == 1
-        }
-        self.model_files = {
-            _stem(p) for p in self.documents
-            if p.startswith("model_versions/") and p != COMPATIBILITY
-        }
-        if isinstance(policy, RolloutPolicy):
-            self._check_groups(policy)
-        if isinstance(compat, Compatibility):
-            self._check_compatibility(compat, models)
-        for tid, tenant in tenants.items():
-            self._check_tenant(tenant, tenant_paths[tid], policy, compat, models)
-        self._check_sunset(tenants, tenant_paths, models, model_paths, policy)
-        evidence = self._check_evidence(tenants, models)
-        if not (isinstance(policy, RolloutPolicy) and isinstance(compat, Compatibility)):
-            return None
-        if not isinstance(artifact, ArtifactPolicy):
-            return None
-        paths = {f"tenant:{k}": v for k, v in tenant_paths.items()}
-        paths.update({f"model:{k}": v for k, v in model_paths.items()})
-        return Fleet(policy=policy, artifact=artifact, compatibility=compat, models=models,
-                     tenants=tenants, evidence=evidence, paths=paths)
-
-    def _check_groups(self, policy: RolloutPolicy) -> None:
-        names = sorted(policy.groups)
-        for name, group in policy.groups.items():
-            for i, upstream in enumerate(group.after):
-                if upstream not in policy.groups:
-                    self._error("MP020", f"group '{name}' comes after unknown group '{upstream}'",
-                                ROLLOUT_GROUPS, ("groups", name, "after", i),
-                                did_you_mean(upstream, names))
-        try:
-            GroupGraph.build(policy.groups)
-        except GroupCycleError as exc:
-            first = exc.cycle[0]
-            self._error("MP026", str(exc), ROLLOUT_GROUPS, ("groups", first, "after"),
-                        "remove one 'after' edge of the cycle")
-
-    def _check_compatibility(self, compat: Compatibility, models: Mapping[str, Any]) -> None:
-        seen: dict[tuple[str, str], int] = {}
-        known = sorted(models)
-        workloads = set(compat.workloads)
-        for i, upgrade in enumerate(compat.upgrades):
-            for field_name, ref in (("from", upgrade.from_), ("to", upgrade.to)):
-                if ref not in models and ref not in self.model_files:
-                    self._error("MP022", f"unknown model version '{ref}'", COMPATIBILITY,
-                                ("upgrades", i, field_name), did_you_mean(ref, known))
-            pair = (upgrade.from_, upgrade.to)
-            if pair in seen:
-                self._error("MP027", f"upgrade {pair[0]} -> {pair[1]} is listed twice "
-                            f"(first as entry {seen[pair] + 1})", COMPATIBILITY, ("upgrades", i),
-                            "merge the verdicts into one entry")
-            seen.setdefault(pair, i)
-            for workload in upgrade.verdicts:
-                if workload not in workloads:
-                    self._error("MP028", f"unknown workload '{workload}'", COMPATIBILITY,
-                                ("upgrades", i, "verdicts", workload),
-                                did_you_mean(workload, sorted(workloads))
-                                or f"workloads: {', '.join(compat.workloads)}", key=True)
-
-    def _check_version(self, ref: str, path: str, loc: tuple[str | int, ...], kind: str,
-                       role: str) -> None:
-        model = self.models.get(ref)
-        if model is None and ref in self.model_files:
-            return  # its own file is invalid and already reported
-        if model is None and floating_reason(ref):
-            self._error("MP014", f"{role} '{ref}' is a floating alias, not an exact version: "
-                        f"{floating_reason(ref)}", path, loc,
-                        "pin an exact provider version, e.g. gpt-5-2026-03-14")
-            return
-        if model is None:
-            self._error("MP022", f"{role} '{ref}' is not a known model version", path, loc,
-                        did_you_mean(ref, sorted(self.models))
-                        or "add model_versions/<id>.yaml for it")
-            return
-        if model.kind != kind:
-            self._error("MP023", f"{role} '{ref}' is a {model.kind} model, the alias is {kind}",
-                        path, loc, "an alias's kind must match its model versions' kind")
-        if model.blocked:
-            self._error("MP031", f"{role} '{ref}' is blocked: {model.blocked_reason}", path, loc,
-                        "move to another version; blocked versions may not serve")
-        elif model.retired(self.today):
-            self._error("MP030", f"{role} '{ref}' retired on {model.retires_on}", path, loc,
-                        "the provider no longer serves it: pin a supported version")
-
-    def _check_tenant(self, tenant: Tenant, path: str, policy: BaseModel | None,
-                      compat: BaseModel | None, models: Mapping[str, ModelVersion]) -> None:
-        group = policy.groups.get(tenant.group) if isinstance(policy, RolloutPolicy) else None
-        if self.group_names and tenant.group not in self.group_names:
-            self._error("MP020", f"unknown rollout group '{tenant.group}'", path, ("group",),
-                        did_you_mean(tenant.group, self.group_names)
-                        or f"groups: {', '.join(self.group_names)}")
-        if self.workloads is not None and tenant.workload not in self.workloads:
-            self._error("MP021", f"unknown workload '{tenant.workload}'", path, ("workload",),
-                        did_you_mean(tenant.workload, self.workloads)
-                        or f"workloads: {', '.join(self.workloads)}")
-        for name, alias in tenant.aliases.items():
-            base = ("aliases", name)
-            self._check_version(alias.pin, path, (*base, "pin"), alias.kind, "pin")
-            rollout = alias.rollout
-            if rollout is None:
-                continue
-            self._check_version(rollout.candidate, path, (*base, "rollout", "candidate"),
-                                alias.kind, "candidate")
-            if group is not None and rollout.percent is not None and (
-                rollout.percent not in group.ladder
-            ):
-                steps = ", ".join(f"{s:g}" for s in group.ladder)
-                self._error("MP025", f"percent {rollout.percent:g} is not a step of group "
-                            f"'{tenant.group}' ladder [{steps}]", path,
-                            (*base, "rollout", "percent"), f"use one of: {steps}")
-            if group is not None and group.approval != "manual" and rollout.approvals:
-                line, col = self._at(path, (*base, "rollout", "approvals"))
-                self.out.append(warning("MP035", f"group '{tenant.group}' needs no manual "
-                                        "approval; the approvals are ignored", path, line, col))
-
-    def _check_sunset(self, tenants: Mapping[str, Tenant], tenant_paths: Mapping[str, str],
-                      models: Mapping[str, ModelVersion], model_paths: Mapping[str, str],
-                      policy: BaseModel | None) -> None:
-        days = policy.sunset_warning_days if isinstance(policy, RolloutPolicy) else 60
-        users: dict[str, list[str]] = {}
-        for tid in sorted(tenants):
-            for name, alias in tenants[tid].aliases.items():
-                users.setdefault(alias.pin, []).append(f"{tid}/{name}")
-        for mid, pinned_by in users.items():
-            model = models.get(mid)
-            if model is None or model.retires_on is None or model.retired(self.today):
-                continue
-            left = (model.retires_on - self.today).days
-            if left <= days:
-                line, col = self._at(model_paths[mid], ("retires_on",))
-                self.out.append(warning(
-                    "MP032",
-                    f"{mid} retires on {model.retires_on} (in {left} days); pinned by "
-                    f"{len(pinned_by)} alias(es): {', '.join(pinned_by)}",
-                    model_paths[mid], line, col,
-                    hint="start rollouts to a successor for every tenant listed"))
-
-    def _check_evidence(self, tenants: Mapping[str, Tenant],
-                        models: Mapping[str, ModelVersion]) -> dict[EvidenceKey, Evidence]:
-        found: dict[EvidenceKey, Evidence] = {}
-        for path, value in self.values.items():
-            if not isinstance(value, Evidence):
-                continue
-            _, t_dir, a_dir, c_file = path.split("/")
-            expect = {"tenant": t_dir, "alias": a_dir, "candidate": _stem(c_file)}
-            bad = False
-            for field_name, want in expect.items():
-                if getattr(value, field_name) != want:
-                    self._error("MP034", f"'{field_name}' is '{getattr(value, field_name)}' but "
-                                f"the path says '{want}'", path, (field_name,),
-                                "evidence lives at evidence/<tenant>/<alias>/<candidate>.json")
-                    bad = True
-            tenant = tenants.get(value.tenant)
-            if tenant is None and value.tenant in self.tenant_files:
-                bad = True  # the tenant file is invalid and already reported
-            elif tenant is None:
-                self._error("MP024", f"evidence for unknown tenant '{value.tenant}'", path,
-                            ("tenant",), did_you_mean(value.tenant, sorted(tenants)))
-                bad = True
-            elif value.alias not in tenant.aliases:
-                self._error("MP024", f"tenant '{value.tenant}' has no alias '{value.alias}'",
-                            path, ("alias",), did_you_mean(value.alias, sorted(tenant.aliases)))
-                bad = True
-            for field_name in ("baseline", "candidate"):
-                ref = getattr(value, field_name)
-                if ref not in models and ref not in self.model_files:
-                    self._error("MP022", f"{field_name} '{ref}' is not a known model version",
-                                path, (field_name,), did_you_mean(ref, sorted(models)))
-                    bad = True
-            if not bad:
-                found[(value.tenant, value.alias, value.candidate)] = value
-        return found

@@ -1,0 +1,54 @@
+"""Where each config file lives, and which model reads it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from modelpin.model.compatibility import Compatibility
+from modelpin.model.evidence import Evidence
+from modelpin.model.model_version import ModelVersion
+from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.signals import SignalsPolicy
+from modelpin.model.tenant import Tenant
+
+ROLLOUT_GROUPS = "policies/rollout-groups.yaml"
+ARTIFACT = "policies/artifact.yaml"
+SIGNALS = "policies/signals.yaml"
+COMPATIBILITY = "model_versions/compatibility.yaml"
+REQUIRED = (ROLLOUT_GROUPS, COMPATIBILITY)
+IGNORED_SUFFIXES = (".md", ".txt")
+
+
+def model_for(path: str) -> type[BaseModel] | None:
+    if path == ROLLOUT_GROUPS:
+        return RolloutPolicy
+    if path == ARTIFACT:
+        return ArtifactPolicy
+    if path == SIGNALS:
+        return SignalsPolicy
+    if path == COMPATIBILITY:
+        return Compatibility
+    parts = path.split("/")
+    if parts[0] == "model_versions" and len(parts) == 2 and path.endswith(".yaml"):
+        return ModelVersion
+    if parts[0] == "tenants" and len(parts) == 2 and path.endswith(".yaml"):
+        return Tenant
+    if parts[0] == "evidence" and len(parts) == 4 and path.endswith(".json"):
+        return Evidence
+    return None
+
+
+def stem(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0]
+
+
+
+def layout_hint(path: str) -> str:
+    top = path.split("/", 1)[0]
+    return {
+        "tenants": "tenants are tenants/<id>.yaml",
+        "model_versions": "model versions are model_versions/<id>.yaml",
+        "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.json",
+        "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml",
+    }.get(top, "")
