@@ -98,7 +98,7 @@ def resolve_time(n: int) -> float | None:
     key = signing.generate_private_key()
     with tempfile.TemporaryDirectory() as tmp:
         _, env = rc.build_signed_table(n, key)
-        router = rc._router(env, key, Path(tmp),
+        router = rc._router(env, key, Path(tmp), max_bytes=len(env) + 1,
                             session_store=InMemorySessionStore(max_sessions=1_000_000))
         rate: float = rc._resolve_rate(router)
     return 1 / rate

@@ -46,7 +46,7 @@ class Bench:
         self.profiles: dict[str, list[str]] = {}
         self.fleets: dict[int, tuple[Path, fleetgen.Fleet]] = {}
         self.scaling: dict[str, dict[int, float]] = {"validate": {}, "compile": {},
-                                                     "resolve": {}}
+                                                     "resolve": {}, "floor": {}}
         self.started = time.perf_counter()
 
     def log(self, message: str) -> None:
@@ -97,6 +97,7 @@ class Bench:
         rows, m = cases_validate.validate_vs_floor(root, n, self.args.repeats)
         self.floor = m["floor"]
         self.scaling["validate"][n] = m["validate"]
+        self.scaling["floor"][n] = m["floor"]
         self.add(rows)
         if rows[0]["met"] is False:
             self.profile("1 validate", lambda: cases_validate.validate_in_process(root))
@@ -152,6 +153,7 @@ class Bench:
             m = cases_validate.measure_floor_and_validate(root, self.args.scale_repeats(n),
                                                           warm_up=n <= 10_000)
             self.scaling["validate"][n] = m["validate"]
+            self.scaling["floor"][n] = m["floor"]
             if cases_compile.available("compile"):
                 out = self.args.out / f"dist-{n}"
                 try:
@@ -172,13 +174,15 @@ class Bench:
                     continue
                 if value is not None:
                     self.scaling["resolve"][n] = value
-        for name, case in (("validate", "1 validate"), ("compile", "2 compile"),
-                           ("resolve", "5 resolve")):
+        for name, case in (("floor", "1 validate"), ("validate", "1 validate"),
+                           ("compile", "2 compile"), ("resolve", "5 resolve")):
             points = sorted(self.scaling[name].items())
             for (n1, t1), (n2, t2) in itertools.pairwise(points):
-                what = "time per resolve" if name == "resolve" else "time"
+                what = {"resolve": "time per resolve", "floor": "parse floor (reference)"
+                        }.get(name, "time")
                 self.add([row(case, f"scaling {n1:,} -> {n2:,} tenants: {what} growth",
-                              t2 / t1, n2 / n1, target=LINEAR, unit="x",
+                              t2 / t1, n2 / n1, unit="x",
+                              target="report" if name == "floor" else LINEAR,
                               baseline_name="tenant growth",
                               note=f"{fmt_value(t1, 's')} -> {fmt_value(t2, 's')}")])
             if len(points) < 2:
