@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -67,4 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    """The console script. A command is one short process whose objects (fleets of
+    pydantic models) hold no reference cycles: the cyclic GC would only rescan them,
+    again and again (a third of ``explain``'s time at 10,000 tenants), so it is off;
+    reference counting still frees everything."""
+    gc.freeze()
+    gc.disable()
     sys.exit(main())
