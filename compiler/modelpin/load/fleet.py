@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ValidationError
 
 from modelpin.diagnostics import Diagnostic, error, warning
@@ -111,6 +110,8 @@ def _schema_problem(schema: dict[str, Any]) -> _SchemaProblem | None:
     """Why ``schema`` is not a valid JSON Schema and where in it, or None (memoised)."""
     key = json.dumps(schema, sort_keys=True, default=str)
     if key not in _schema_verdicts:
+        import jsonschema  # here, not at import: a snapshot hit (explain) never needs it
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
             _schema_verdicts[key] = None
