@@ -227,7 +227,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
             raise CommandError(str(exc)) from None
         now = resolve_now(now_text, root, directory_tree)
         loaded = load_cached(directory_tree, now, cache_path, _warn,
-                             progress_reporter("compiling"))
+                             progress_reporter("compiling"), write=False)
         result = loaded.result
         warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
         cache = warm

@@ -121,9 +121,12 @@ def load_cached(
     progress: Callable[[int, int], None] | None = None,
     *,
     want_blobs: bool = True,
+    write: bool = True,
 ) -> CachedLoad:
     """The fleet of ``tree`` at ``now``: from the snapshot when nothing changed, else
-    loaded through the compile cache's stat index and parse cache, then snapshotted."""
+    loaded through the compile cache's stat index and parse cache, then snapshotted
+    (``write``: pickling a large fleet costs a few tenths of a second, worth it for the
+    interactive ``explain``, not for a compile that follows each commit)."""
     snap = lookup(tree, now, directory, blobs=want_blobs)
     if snap is not None:
         return CachedLoad(snap.result, snap.blobs, None, None, True)
@@ -137,7 +140,7 @@ def load_cached(
     indexed = StatIndexedTree(tree, cache.stat)
     result = load_fleet(indexed, now, cache=cache.parse, progress=progress)
     blobs = {path: indexed.blob_id(path) for path in indexed.files()}
-    if result.fleet is not None:
+    if write and result.fleet is not None:
         try:
             store(tree, now, directory, result, blobs)
         except OSError as exc:
