@@ -89,3 +89,31 @@ def test_explain_answers_from_the_edited_tree(
     _age_files(root, 30)
     assert main(["explain", "t2", "--repo", str(root), "--now", NOW]) == 0
     assert "group standard" in capsys.readouterr().out
+
+
+def test_a_file_edited_while_the_fleet_loads_is_not_hidden(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature is taken before the files are read: an edit that lands during the
+    load (after t2 was read) must make the next run load again, not trust the snapshot."""
+    import modelpin.load.snapshot as snapshot
+
+    real_load = snapshot.load_fleet
+    path = root / "tenants" / "t2.yaml"
+
+    def load_then_edit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_load(*args, **kwargs)
+        path.write_text(path.read_text().replace("group: early", "group: standard"))
+        past = time.time() - 30
+        os.utime(path, (past, past))
+        return result
+
+    monkeypatch.setattr(snapshot, "load_fleet", load_then_edit)
+    first = _load(root)
+    assert first.result.fleet is not None
+    assert first.result.fleet.tenants["t2"].group == "early"  # read before the edit
+    monkeypatch.setattr(snapshot, "load_fleet", real_load)
+    again = _load(root)
+    assert not again.hit
+    assert again.result.fleet is not None
+    assert again.result.fleet.tenants["t2"].group == "standard"

@@ -55,10 +55,10 @@ def signature_digest(tree: DirectoryTree) -> tuple[str, int]:
     return digest.hexdigest(), newest
 
 
-def lookup(tree: DirectoryTree, now: datetime, directory: Path, *,
+def lookup(digest: str, now: datetime, directory: Path, *,
            blobs: bool = False) -> Snapshot | None:
-    """The snapshot for this tree as it is now, or None. The blob ids are read only when
-    asked for (``compile`` needs them; ``explain`` does not)."""
+    """The snapshot for the tree whose signature digest is ``digest``, or None. The blob
+    ids are read only when asked for (``compile`` needs them; ``explain`` does not)."""
     path = directory / SNAPSHOT_FILE
     enabled = gc.isenabled()
     gc.disable()
@@ -67,7 +67,7 @@ def lookup(tree: DirectoryTree, now: datetime, directory: Path, *,
             if pickle.load(fh) != _stamp():
                 return None
             header = pickle.load(fh)
-            if header != (now.date().isoformat(), signature_digest(tree)[0]):
+            if header != (now.date().isoformat(), digest):
                 return None
             result = pickle.load(fh)
             ids = pickle.load(fh) if blobs else {}
@@ -81,19 +81,17 @@ def lookup(tree: DirectoryTree, now: datetime, directory: Path, *,
     return Snapshot(result, ids)
 
 
-def store(tree: DirectoryTree, now: datetime, directory: Path, result: LoadResult,
-          blobs: dict[str, str]) -> None:
-    """Write a snapshot of ``result`` for the tree as it is; raises ``OSError``.
-
-    Nothing is written when a file changed within ``RACY_NS``: its signature could not
-    tell a later edit in the same timestamp granule apart.
+def store(digest: str, newest_mtime: int, now: datetime, directory: Path,
+          result: LoadResult, blobs: dict[str, str]) -> None:
+    """Write a snapshot of ``result`` under the signature ``digest`` taken *before* the
+    files were read; raises ``OSError``. Nothing is written when a file changed within
+    ``RACY_NS``: its signature could not tell a later edit in the same timestamp granule
+    apart.
     """
-    written = time.time_ns()
-    digest, newest = signature_digest(tree)
-    if newest >= written - RACY_NS:
+    if newest_mtime >= time.time_ns() - RACY_NS:
         return
-    documents = {p: d for p, d in result.documents.items()
-                 if any(diag.file == p for diag in result.diagnostics)}
+    flagged = {diag.file for diag in result.diagnostics}
+    documents = {p: d for p, d in result.documents.items() if p in flagged}
     kept = LoadResult(result.fleet, result.diagnostics, documents, result.signals,
                       result.stats)
     write_pickles(directory / SNAPSHOT_FILE,
@@ -127,7 +125,10 @@ def load_cached(
     loaded through the compile cache's stat index and parse cache, then snapshotted
     (``write``: pickling a large fleet costs a few tenths of a second, worth it for the
     interactive ``explain``, not for a compile that follows each commit)."""
-    snap = lookup(tree, now, directory, blobs=want_blobs)
+    # The signature is taken before any file is read: a file edited while the fleet
+    # loads then fails the next lookup instead of hiding behind its new stat.
+    digest, newest = signature_digest(tree)
+    snap = lookup(digest, now, directory, blobs=want_blobs)
     if snap is not None:
         return CachedLoad(snap.result, snap.blobs, None, None, True)
     enabled = gc.isenabled()
@@ -142,7 +143,7 @@ def load_cached(
     blobs = {path: indexed.blob_id(path) for path in indexed.files()}
     if write and result.fleet is not None:
         try:
-            store(tree, now, directory, result, blobs)
+            store(digest, newest, now, directory, result, blobs)
         except OSError as exc:
             warn(f"cannot write the fleet snapshot to {directory}: {exc.strerror or exc}")
     return CachedLoad(result, blobs, cache, indexed, False)
