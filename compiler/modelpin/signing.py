@@ -111,12 +111,6 @@ def private_key_pem(key: Ed25519PrivateKey) -> bytes:
     )
 
 
-def public_key_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def load_private_key(data: bytes) -> Ed25519PrivateKey:
     """A PKCS#8 PEM private key (what ``modelpin keygen`` writes)."""
     try:

@@ -33,6 +33,11 @@ class CommandError(Exception):
         self.hint = hint
 
 
+def warn(message: str) -> None:
+    """A warning on stderr: the run goes on."""
+    click.echo(f"modelpin: warning: {message}", err=True)
+
+
 def example_fleet_dir() -> Path | None:
     """The example fleet next to the source tree (an editable install or a checkout)."""
     root = Path(__file__).resolve().parents[3]

@@ -31,6 +31,7 @@ from modelpin.cli.common import (
     repo_option,
     resolve_now,
     summary_line,
+    warn,
 )
 from modelpin.cli.keys import KEY_ENV, signing_keys
 from modelpin.cli.table_commands import print_routes
@@ -49,10 +50,6 @@ from modelpin.routing.verify import VerifiedTable
 PAYLOAD_FILE = "routing-table.json"
 ENVELOPE_FILE = "routing-table.dsse.json"
 DASHBOARD_FILE = "index.html"
-
-
-def _warn(message: str) -> None:
-    click.echo(f"modelpin: warning: {message}", err=True)
 
 
 # --- git: source commit and serial ------------------------------------------------------
@@ -156,7 +153,7 @@ def _load_cache(directory: Path) -> CompileCache:
     enabled = gc.isenabled()
     gc.disable()  # unpickling builds many long-lived objects: GC passes are pure cost
     try:
-        return CompileCache.load(directory, _warn)
+        return CompileCache.load(directory, warn)
     finally:
         if enabled:
             gc.enable()
@@ -171,7 +168,7 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
     try:
         cache.save(directory, keys, fragment_keys)
     except OSError as exc:
-        _warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
+        warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
 
 
 @click.command(name="compile")
@@ -226,7 +223,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
         except TreeError as exc:
             raise CommandError(str(exc)) from None
         now = resolve_now(now_text, root, directory_tree)
-        loaded = load_cached(directory_tree, now, cache_path, _warn,
+        loaded = load_cached(directory_tree, now, cache_path, warn,
                              progress_reporter("compiling"), write=False)
         result = loaded.result
         warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
@@ -257,14 +254,14 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     keys, dev = signing_keys(root, key_files, fleet.artifact, require_key=require_key)
     source = source_of(root, tree)
     if source.commit == NO_COMMIT:
-        _warn(f"{root} is not a git repository: source commit is {NO_COMMIT[:8]}…")
+        warn(f"{root} is not a git repository: source commit is {NO_COMMIT[:8]}…")
     elif rev is None and _dirty_config(root):
-        _warn("the config files have uncommitted changes: the table is labelled with "
+        warn("the config files have uncommitted changes: the table is labelled with "
               f"commit {source.commit[:12]} but built from the work tree")
     if serial is None:
         serial = source.serial(now)
         if serial is None:
-            _warn("no git history to count: serial is 1 (pass --serial N; routers refuse "
+            warn("no git history to count: serial is 1 (pass --serial N; routers refuse "
                   "a serial lower than the one they hold)")
             serial = 1
     header = Header(serial, source.commit, now, now + fleet.artifact.ttl)

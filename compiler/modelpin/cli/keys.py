@@ -32,10 +32,6 @@ DEV_KEY = Path(".modelpin") / "dev-signing-key.pem"
 KEY_ENV = "MODELPIN_SIGNING_KEY"
 
 
-def _warn(message: str) -> None:
-    click.echo(f"modelpin: warning: {message}", err=True)
-
-
 @dataclass(frozen=True)
 class SigningKey:
     key: Ed25519PrivateKey

@@ -30,6 +30,7 @@ from modelpin.cli.common import (
     parse_time,
     repo_option,
     resolve_now,
+    warn,
 )
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
@@ -222,10 +223,6 @@ def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
     return EXIT_OK
 
 
-def _warn(message: str) -> None:
-    click.echo(f"modelpin: warning: {message}", err=True)
-
-
 @click.command()
 @click.argument("tenant")
 @click.argument("alias", required=False)
@@ -246,14 +243,14 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
     if isinstance(tree, DirectoryTree):
         # The work tree: reuse the last validated fleet while no file has changed.
         cache_dir = root / ".modelpin" / "cache"
-        loaded = load_cached(tree, now, cache_dir, _warn, want_blobs=False)
+        loaded = load_cached(tree, now, cache_dir, warn, want_blobs=False)
         result = loaded.result
         if loaded.cache is not None and loaded.tree is not None:
             try:
                 loaded.cache.save(cache_dir, {(p, loaded.tree.blob_id(p))
                                               for p in loaded.tree.files()})
             except OSError as exc:
-                _warn(f"cannot write the compile cache to {cache_dir}: {exc.strerror or exc}")
+                warn(f"cannot write the compile cache to {cache_dir}: {exc.strerror or exc}")
     else:
         result = load_fleet(tree, now)
     if result.fleet is None or has_errors(result.diagnostics):

@@ -201,7 +201,6 @@ class StatIndexedTree:
         self.tree = tree
         self.label = tree.label
         self.index = stat_index
-        self.reads = 0
         self._pending: dict[str, bytes] = {}
         self._blobs: dict[str, str] = {}
         self._root = str(tree.root)
@@ -212,7 +211,6 @@ class StatIndexedTree:
     def read(self, path: str) -> bytes:
         data = self._pending.pop(path, None)
         if data is None:
-            self.reads += 1
             data = self.tree.read(path)
         return data
 

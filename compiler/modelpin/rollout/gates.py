@@ -135,11 +135,6 @@ class EvidenceCheck:
     def passes(self) -> bool:
         return not self.reasons
 
-    @property
-    def inconclusive(self) -> bool:
-        """Missing, or too few cases to say anything: neither pass nor fail."""
-        return any(r.code == "MP120" for r in self.reasons)
-
     def summary(self) -> str:
         e = self.evidence
         if e is None:

@@ -306,7 +306,7 @@ class Router:
 
     def _install(self, table: RoutingTable) -> None:
         self.accepted_serials.add(table.serial)
-        self._current = _Installed(table, ToolContracts(table.tenants))
+        self._current = _Installed(table, ToolContracts())
         self._routes = table.routes  # the swap: one reference, read once per request
         self._metrics.serial.set(table.serial)
         self._metrics.expires.set(table.expires_ts)

@@ -74,8 +74,7 @@ class _Validator:
 class ToolContracts:
     """The tool-call contracts of one table; validators cached per (tenant, tool)."""
 
-    def __init__(self, tenants: dict[str, TenantPolicy]) -> None:
-        self._tenants = tenants
+    def __init__(self) -> None:
         self._validators: dict[str, dict[str, _Validator]] = {}
         self._lock = threading.Lock()
 

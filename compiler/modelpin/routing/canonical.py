@@ -84,8 +84,3 @@ def canonical_bytes(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise CanonicalError(str(exc) or type(exc).__name__) from None
-
-
-def reference_bytes(value: Any) -> bytes:
-    """RFC 8785 bytes by the reference implementation only (tests, cross-checks)."""
-    return rfc8785.dumps(value)
