@@ -43,14 +43,14 @@ def check_in_process(repo: Path, base: str) -> int:
     from modelpin.cli import main
 
     with quiet():
-        return main(["check", "--base", base, "--repo", str(repo)])
+        return main(["check", "--base", base, "--repo", str(repo), "--now", NOW])
 
 
 def explain_in_process(repo: Path, tenant: str) -> int:
     from modelpin.cli import main
 
     with quiet():
-        return main(["explain", tenant, "--repo", str(repo)])
+        return main(["explain", tenant, "--repo", str(repo), "--now", NOW])
 
 
 def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
