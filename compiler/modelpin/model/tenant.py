@@ -17,6 +17,7 @@ from pydantic import (
 
 from modelpin.model.base import IDS_ONLY, Identifier, StrictModel, is_hundredths, rule_error
 from modelpin.model.model_version import ModelKind
+from modelpin.model.signals import FailAction, SignalName
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
@@ -113,6 +114,11 @@ class Tenant(StrictModel):
     bets_suite: BetsSuiteRef | None = None
     tools: dict[ToolName, dict[str, Any]] = {}
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
+    signal_actions: dict[SignalName, FailAction] = Field(
+        default={},
+        description="per signal, the bot's action on a breach for this tenant "
+        "(overrides policies/signals.yaml): rollback, pause or escalate",
+    )
     owner: str | None = None
     notes: str | None = None
 
