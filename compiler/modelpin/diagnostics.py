@@ -25,6 +25,7 @@ CODES: Mapping[str, str] = {
     "MP006": "document is not a mapping",
     "MP007": "unexpected file in the config tree",
     "MP008": "required file missing",
+    "MP009": "not a regular file",
     "MP010": "unknown key",
     "MP011": "missing key",
     "MP012": "invalid value",
