@@ -10,6 +10,7 @@ The issues list includes pull requests (with a ``pull_request`` key), as GitHub'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -65,10 +66,8 @@ class FakeGitHub:
             do_GET = do_POST = do_PATCH = _handle
 
             def handle_one_request(self) -> None:
-                try:
-                    super().handle_one_request()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle_one_request()  # the client gave up (a timeout test)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
