@@ -95,6 +95,11 @@ def _since_on(text: str, alias: str) -> datetime | None:
         since = data["aliases"][alias]["rollout"]["since"]
     except (yaml.YAMLError, KeyError, TypeError):
         return None
+    if isinstance(since, str):  # a quoted time keeps its quotes through the edit
+        try:
+            since = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     if isinstance(since, datetime):
         return since if since.tzinfo else since.replace(tzinfo=UTC)
     return None
