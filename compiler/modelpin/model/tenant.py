@@ -17,6 +17,7 @@ from pydantic import (
 
 from modelpin.model.base import IDS_ONLY, Identifier, StrictModel, is_hundredths, rule_error
 from modelpin.model.model_version import ModelKind
+from modelpin.router.coercion import COERCION_NAMES
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
@@ -37,6 +38,22 @@ ToolName = Annotated[
     WithJsonSchema({"type": "string", "pattern": TOOL_NAME_PATTERN}),
 ]
 """A tool's name as gateways and the routing table carry it."""
+
+
+def _check_coercion(value: str) -> str:
+    if value not in COERCION_NAMES:
+        raise ValueError(
+            f"{value!r} is not a coercion; the router knows {', '.join(COERCION_NAMES)}"
+        )
+    return value
+
+
+CoercionName = Annotated[
+    str,
+    AfterValidator(_check_coercion),
+    WithJsonSchema({"enum": list(COERCION_NAMES)}),
+]
+"""A tool-call repair the router may apply (the registry is ``modelpin.router.coercion``)."""
 
 Stage = Literal["shadow", "canary", "paused", "rolled-back"]
 FailurePolicy = Literal["fallback-stable", "structured-error"]
@@ -112,6 +129,18 @@ class Tenant(StrictModel):
     failure_policy: FailurePolicy = "fallback-stable"
     bets_suite: BetsSuiteRef | None = None
     tools: dict[ToolName, dict[str, Any]] = {}
+    coercions: list[CoercionName] = Field(
+        default=[],
+        description="tool-call repairs the router may apply before judging a call; each "
+        "is logged and counted, and a cohort over 2% coerced fails",
+    )
+
+    @field_validator("coercions")
+    @classmethod
+    def _unique_coercions(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a coercion is listed twice")
+        return value
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     owner: str | None = None
     notes: str | None = None

@@ -1,0 +1,345 @@
+"""Request-outcome telemetry: what the router decided and what the gateway reports back.
+
+Counts live in plain per-(tenant, alias, cohort) rows of numbers that the request path
+updates in place (no label lookup, no lock, no allocation once a row exists), and a
+collector turns them into Prometheus families when scraped. The names and labels come
+from ``metric_names`` (the one registry the signals policy also reads).
+
+Thread safety: a row update is a handful of ``row[i] += x`` on a list of floats. In
+CPython with the GIL a float add is a C operation with no eval-breaker check between
+the load and the store, so concurrent requests never lose an update (a test runs eight
+threads and asserts exact totals). Rows are created under a lock.
+
+Rows for every route in rollout (stable + canary, stable + shadow) are created at zero
+when a table is installed (``prepare``), so each series exists before its first event
+and Prometheus' ``increase()`` sees the first events too.
+
+Per-request structured events are optional (``events=`` a callable taking a dict, e.g.
+``JsonLinesEvents``); attribute names follow the OpenTelemetry GenAI conventions where
+one exists (``gen_ai.*``) and ``modelpin.*`` otherwise. The prompt is never in an event:
+only its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
+
+from . import metric_names as mn
+
+EventSink = Callable[[dict[str, Any]], None]
+
+# row layout
+_REQ, _TOOL, _FAIL, _TASK, _DONE, _COERCED, _DOWN, _SIM_SUM, _SIM_SQ, _SIM_N = range(10)
+_LAT_SUM, _LAT_N = 10, 11
+_ROW = 12
+_COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
+    (mn.REQUESTS, _REQ),
+    (mn.TOOL_CALLS, _TOOL),
+    (mn.TOOL_CALL_FAILURES, _FAIL),
+    (mn.TASKS, _TASK),
+    (mn.TASKS_COMPLETED, _DONE),
+    (mn.COERCIONS, _COERCED),
+    (mn.DOWNSTREAM_ERRORS, _DOWN),
+    (mn.SEMANTIC_SIMILARITY_SQUARES, _SIM_SQ),
+)
+assert {m for m, _ in _COUNTER_INDEX} == set(mn.OUTCOME_METRICS)
+
+Rows = dict[str, dict[str, dict[str, list[float]]]]
+
+
+def prompt_sha256(prompt: str | bytes) -> str:
+    data = prompt.encode("utf-8") if isinstance(prompt, str) else prompt
+    return hashlib.sha256(data).hexdigest()
+
+
+class JsonLinesEvents:
+    """An event sink writing one JSON object per line to a text stream (thread-safe).
+    A failing write is counted in ``errors`` and never raised into the request."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), sort_keys=True) + "\n"
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.errors += 1
+
+
+class RouterTelemetry:
+    """The counters of one router (label ``router=name``) and its optional event sink."""
+
+    def __init__(
+        self,
+        name: str,
+        registry: CollectorRegistry,
+        *,
+        events: EventSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.events = events
+        self._clock = clock
+        self._rows: Rows = {}
+        self._lock = threading.Lock()
+        # (tenant, alias, cohort, coercion) -> count; (tenant, alias) -> comparisons;
+        # (tenant, alias, tool, kind) -> drift count.  Rare paths: plain dicts.
+        self.coercions_applied: dict[tuple[str, str, str, str], int] = {}
+        self.shadow_comparisons: dict[tuple[str, str], int] = {}
+        self.shadow_drift: dict[tuple[str, str, str, str], int] = {}
+        self.event_errors = 0
+        _exporter_for(registry).add(self)
+
+    # --- rows ------------------------------------------------------------------------
+
+    def row(self, tenant: str, alias: str, cohort: str) -> list[float]:
+        """The row of numbers of one tenant, alias and cohort (created at zero)."""
+        try:
+            return self._rows[tenant][alias][cohort]
+        except KeyError:
+            pass
+        if cohort not in mn.COHORTS:
+            raise ValueError(f"cohort is one of {', '.join(mn.COHORTS)}, not {cohort!r}")
+        with self._lock:
+            by_alias = self._rows.setdefault(tenant, {})
+            by_cohort = by_alias.setdefault(alias, {})
+            return by_cohort.setdefault(cohort, [0.0] * _ROW)
+
+    def prepare(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """Create zero rows for these (tenant, alias, cohort) keys."""
+        for tenant, alias, cohort in keys:
+            self.row(tenant, alias, cohort)
+
+    def value(self, tenant: str, alias: str, cohort: str, metric: mn.MetricName) -> float:
+        """The current value of one counter (tests, status pages)."""
+        row = self._rows.get(tenant, {}).get(alias, {}).get(cohort)
+        if row is None:
+            return 0.0
+        for m, i in _COUNTER_INDEX:
+            if m is metric:
+                return row[i]
+        if metric is mn.SEMANTIC_SIMILARITY:
+            return row[_SIM_N]
+        if metric is mn.REQUEST_DURATION:
+            return row[_LAT_N]
+        raise ValueError(f"{metric.family} is not a request-outcome metric")
+
+    # --- the request path ------------------------------------------------------------
+
+    def record(
+        self,
+        tenant: str,
+        alias: str,
+        cohort: str,
+        latency: float | None = None,
+        task_completed: bool | None = None,
+        downstream_errors: int = 0,
+        similarity: float | None = None,
+        tool_calls: int = 0,
+        tool_call_failures: int = 0,
+        model: str | None = None,
+        session_id: str | None = None,
+        prompt: str | bytes | None = None,
+    ) -> None:
+        try:
+            row = self._rows[tenant][alias][cohort]
+        except KeyError:
+            row = self.row(tenant, alias, cohort)
+        row[_REQ] += 1
+        if latency is not None:
+            row[_LAT_SUM] += latency
+            row[_LAT_N] += 1
+        if task_completed is not None:
+            row[_TASK] += 1
+            if task_completed:
+                row[_DONE] += 1
+        if downstream_errors:
+            row[_DOWN] += downstream_errors
+        if similarity is not None:
+            if not 0.0 <= similarity <= 1.0:
+                raise ValueError(f"similarity is a score in 0..1, not {similarity!r}")
+            row[_SIM_SUM] += similarity
+            row[_SIM_SQ] += similarity * similarity
+            row[_SIM_N] += 1
+        if tool_calls or tool_call_failures:
+            if tool_calls < 0 or tool_call_failures < 0:
+                raise ValueError("tool_calls and tool_call_failures are counts >= 0")
+            row[_TOOL] += tool_calls
+            row[_FAIL] += tool_call_failures
+        if self.events is not None:
+            event: dict[str, Any] = {
+                "event": "modelpin.request",
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": model,
+                "gen_ai.conversation.id": session_id,
+                "modelpin.tenant": tenant,
+                "modelpin.alias": alias,
+                "modelpin.cohort": cohort,
+                "modelpin.router": self.name,
+            }
+            if latency is not None:
+                event["modelpin.latency_seconds"] = latency
+            if task_completed is not None:
+                event["modelpin.task.completed"] = task_completed
+            if downstream_errors:
+                event["modelpin.downstream_errors"] = downstream_errors
+            if similarity is not None:
+                event["modelpin.similarity"] = similarity
+            if prompt is not None:
+                event["modelpin.prompt.sha256"] = prompt_sha256(prompt)
+            self.emit(event)
+
+    def tool_call(
+        self,
+        tenant: str,
+        alias: str,
+        cohort: str,
+        tool: str,
+        valid: bool,
+        coercions: tuple[str, ...],
+        errors: tuple[str, ...],
+    ) -> None:
+        """Count one checked tool call (``check_tool_call`` calls this)."""
+        try:
+            row = self._rows[tenant][alias][cohort]
+        except KeyError:
+            row = self.row(tenant, alias, cohort)
+        row[_TOOL] += 1
+        if not valid:
+            row[_FAIL] += 1
+        if coercions:
+            row[_COERCED] += 1
+            with self._lock:
+                for c in coercions:
+                    key = (tenant, alias, cohort, c)
+                    self.coercions_applied[key] = self.coercions_applied.get(key, 0) + 1
+        if self.events is not None:
+            event: dict[str, Any] = {
+                "event": "modelpin.tool_call",
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": tool,
+                "modelpin.tenant": tenant,
+                "modelpin.alias": alias,
+                "modelpin.cohort": cohort,
+                "modelpin.router": self.name,
+                "modelpin.tool_call.valid": valid,
+            }
+            if coercions:
+                event["modelpin.coercions"] = list(coercions)
+            if errors:
+                event["error.type"] = "invalid_tool_call"
+                event["modelpin.tool_call.errors"] = list(errors[:5])
+            self.emit(event)
+
+    def drift(self, tenant: str, alias: str, counts: Mapping[tuple[str, str], int]) -> None:
+        """Count one shadow comparison and its differences, (tool, kind) -> count."""
+        with self._lock:
+            key = (tenant, alias)
+            self.shadow_comparisons[key] = self.shadow_comparisons.get(key, 0) + 1
+            for (tool, kind), n in counts.items():
+                dkey = (tenant, alias, tool, kind)
+                self.shadow_drift[dkey] = self.shadow_drift.get(dkey, 0) + n
+
+    def emit(self, event: dict[str, Any]) -> None:
+        sink = self.events
+        if sink is None:
+            return
+        event.setdefault("time", self._clock())
+        try:
+            sink(event)
+        except Exception:  # an event sink must never break a request
+            self.event_errors += 1
+
+    # --- export ----------------------------------------------------------------------
+
+    def _snapshot(self) -> list[tuple[str, str, str, list[float]]]:
+        with self._lock:
+            return [
+                (t, a, c, list(row))
+                for t, by_alias in self._rows.items()
+                for a, by_cohort in by_alias.items()
+                for c, row in by_cohort.items()
+            ]
+
+
+class _Exporter:
+    """One collector per registry, exporting the telemetry of every router on it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._members: weakref.WeakSet[RouterTelemetry] = weakref.WeakSet()
+        registry.register(self)
+
+    def add(self, telemetry: RouterTelemetry) -> None:
+        if any(t.name == telemetry.name for t in self._members):
+            raise ValueError(
+                f"a router named {telemetry.name!r} already exports telemetry to this "
+                "registry: give each Router its own name"
+            )
+        self._members.add(telemetry)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(_families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = _families()
+        counters = families[: len(_COUNTER_INDEX)]
+        sim, lat, applied, comparisons, drift = families[len(_COUNTER_INDEX):]
+        for tel in sorted(self._members, key=lambda t: t.name):
+            for t, a, c, row in tel._snapshot():
+                labels = [t, a, c, tel.name]
+                for fam, (_, i) in zip(counters, _COUNTER_INDEX, strict=True):
+                    fam.add_metric(labels, row[i])
+                assert isinstance(sim, SummaryMetricFamily)
+                assert isinstance(lat, SummaryMetricFamily)
+                sim.add_metric(labels, row[_SIM_N], row[_SIM_SUM])
+                lat.add_metric(labels, row[_LAT_N], row[_LAT_SUM])
+            with tel._lock:
+                coerc = list(tel.coercions_applied.items())
+                comps = list(tel.shadow_comparisons.items())
+                drifts = list(tel.shadow_drift.items())
+            for (t, a, c, name), n in coerc:
+                applied.add_metric([t, a, c, tel.name, name], n)
+            for (t, a), n in comps:
+                comparisons.add_metric([t, a, tel.name], n)
+            for (t, a, tool, kind), n in drifts:
+                drift.add_metric([t, a, tel.name, tool, kind], n)
+        return iter(families)
+
+
+def _families() -> list[Metric]:
+    out: list[Metric] = [
+        CounterMetricFamily(m.family, m.help, labels=list(m.labels)) for m, _ in _COUNTER_INDEX
+    ]
+    for m in (mn.SEMANTIC_SIMILARITY, mn.REQUEST_DURATION):
+        out.append(SummaryMetricFamily(m.family, m.help, labels=list(m.labels)))
+    for m in (mn.COERCIONS_APPLIED, mn.SHADOW_COMPARISONS, mn.SHADOW_DRIFT):
+        out.append(CounterMetricFamily(m.family, m.help, labels=list(m.labels)))
+    return out
+
+
+_exporters: weakref.WeakKeyDictionary[CollectorRegistry, _Exporter] = (
+    weakref.WeakKeyDictionary()
+)
+_exporters_lock = threading.Lock()
+
+
+def _exporter_for(registry: CollectorRegistry) -> _Exporter:
+    with _exporters_lock:
+        exporter = _exporters.get(registry)
+        if exporter is None:
+            exporter = _exporters[registry] = _Exporter(registry)
+        return exporter
