@@ -47,7 +47,7 @@ from .metrics import RouterMetrics
 from .sessions import InMemorySessionStore, SessionStore
 from .sources import FileSource, HttpSource, TableSource, backoff_delay
 from .table import CANARY, CANARY_MODE, SHADOW, STABLE, Decision, Route, RoutingTable
-from .telemetry import EventSink, RouterTelemetry
+from .telemetry import EventSink, RecordFn, RouterTelemetry
 from .tools import ToolCallResult, ToolContracts
 from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
 
@@ -133,8 +133,15 @@ class Router:
         "_trusted",
         "accepted_serials",
         "name",
+        "record",
         "registry",
     )
+
+    #: ``record(tenant, alias, decision, *, latency=None, task_completed=None,
+    #: downstream_errors=0, similarity=None, tool_calls=0, tool_call_failures=0,
+    #: session_id=None, prompt=None)``: report one request's outcome (see
+    #: ``RouterTelemetry.record``). Bound straight to the telemetry: one call, no lock.
+    record: RecordFn
 
     def __init__(
         self,
@@ -174,6 +181,7 @@ class Router:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = RouterMetrics(name, self.registry)
         self._telemetry = RouterTelemetry(name, self.registry, events=events, clock=clock)
+        self.record = self._telemetry.record
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = _REFUSING
         self._current: _Installed | None = None
@@ -288,35 +296,6 @@ class Router:
             result.errors,
         )
         return result
-
-    def record(
-        self,
-        tenant: str,
-        alias: str,
-        decision: Decision,
-        *,
-        latency: float | None = None,
-        task_completed: bool | None = None,
-        downstream_errors: int = 0,
-        similarity: float | None = None,
-        tool_calls: int = 0,
-        tool_call_failures: int = 0,
-        session_id: str | None = None,
-        prompt: str | bytes | None = None,
-    ) -> None:
-        """Report one request's outcome, counted under its decision's cohort.
-
-        ``latency`` in seconds; ``task_completed`` when the request ended an agent task
-        (True/False); ``downstream_errors`` of systems called on the model's behalf;
-        ``similarity`` the judge's score (0..1) of this answer against stable's;
-        ``tool_calls``/``tool_call_failures`` only for calls that did not go through
-        ``check_tool_call`` (which counts itself), e.g. a valid call whose execution
-        failed is ``tool_call_failures=1``. ``session_id`` and ``prompt`` go only into
-        the optional structured event (the prompt as its sha256)."""
-        self._telemetry.record(
-            tenant, alias, decision.cohort, latency, task_completed, downstream_errors,
-            similarity, tool_calls, tool_call_failures, decision.model, session_id, prompt,
-        )
 
     @property
     def telemetry(self) -> RouterTelemetry:

@@ -28,18 +28,36 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 
 from . import metric_names as mn
+from .table import Decision
 
 EventSink = Callable[[dict[str, Any]], None]
 
+
+class RecordFn(Protocol):
+    def __call__(
+        self,
+        tenant: str,
+        alias: str,
+        decision: Decision,
+        latency: float | None = None,
+        task_completed: bool | None = None,
+        downstream_errors: int = 0,
+        similarity: float | None = None,
+        tool_calls: int = 0,
+        tool_call_failures: int = 0,
+        session_id: str | None = None,
+        prompt: str | bytes | None = None,
+    ) -> None: ...
+
 # row layout
 _REQ, _TOOL, _FAIL, _TASK, _DONE, _COERCED, _DOWN, _SIM_SUM, _SIM_SQ, _SIM_N = range(10)
-_LAT_SUM, _LAT_N = 10, 11
+_LAT_SUM, _LAT_N = 10, 11  # (record() writes 0, 10, 11 as literals: the hot path)
 _ROW = 12
 _COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
     (mn.REQUESTS, _REQ),
@@ -102,6 +120,8 @@ class RouterTelemetry:
         self.shadow_comparisons: dict[tuple[str, str], int] = {}
         self.shadow_drift: dict[tuple[str, str, str, str], int] = {}
         self.event_errors = 0
+        #: Report one request's outcome (see ``_record_function``).
+        self.record: RecordFn = _record_function(self, self._rows)
         _exporter_for(registry).add(self)
 
     # --- rows ------------------------------------------------------------------------
@@ -140,68 +160,67 @@ class RouterTelemetry:
 
     # --- the request path ------------------------------------------------------------
 
-    def record(
+    def _outcome(
         self,
-        tenant: str,
-        alias: str,
-        cohort: str,
-        latency: float | None = None,
-        task_completed: bool | None = None,
-        downstream_errors: int = 0,
-        similarity: float | None = None,
-        tool_calls: int = 0,
-        tool_call_failures: int = 0,
-        model: str | None = None,
-        session_id: str | None = None,
-        prompt: str | bytes | None = None,
+        row: list[float],
+        task_completed: bool | None,
+        downstream_errors: int,
+        similarity: float | None,
+        tool_calls: int,
+        tool_call_failures: int,
     ) -> None:
-        try:
-            row = self._rows[tenant][alias][cohort]
-        except KeyError:
-            row = self.row(tenant, alias, cohort)
-        row[_REQ] += 1
-        if latency is not None:
-            row[_LAT_SUM] += latency
-            row[_LAT_N] += 1
+        if similarity is not None and not 0.0 <= similarity <= 1.0:
+            raise ValueError(f"similarity is a score in 0..1, not {similarity!r}")
+        if tool_calls < 0 or tool_call_failures < 0 or downstream_errors < 0:
+            raise ValueError("tool_calls, tool_call_failures, downstream_errors are counts >= 0")
         if task_completed is not None:
             row[_TASK] += 1
             if task_completed:
                 row[_DONE] += 1
-        if downstream_errors:
-            row[_DOWN] += downstream_errors
+        row[_DOWN] += downstream_errors
         if similarity is not None:
-            if not 0.0 <= similarity <= 1.0:
-                raise ValueError(f"similarity is a score in 0..1, not {similarity!r}")
             row[_SIM_SUM] += similarity
             row[_SIM_SQ] += similarity * similarity
             row[_SIM_N] += 1
-        if tool_calls or tool_call_failures:
-            if tool_calls < 0 or tool_call_failures < 0:
-                raise ValueError("tool_calls and tool_call_failures are counts >= 0")
-            row[_TOOL] += tool_calls
-            row[_FAIL] += tool_call_failures
-        if self.events is not None:
-            event: dict[str, Any] = {
-                "event": "modelpin.request",
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": model,
-                "gen_ai.conversation.id": session_id,
-                "modelpin.tenant": tenant,
-                "modelpin.alias": alias,
-                "modelpin.cohort": cohort,
-                "modelpin.router": self.name,
-            }
-            if latency is not None:
-                event["modelpin.latency_seconds"] = latency
-            if task_completed is not None:
-                event["modelpin.task.completed"] = task_completed
-            if downstream_errors:
-                event["modelpin.downstream_errors"] = downstream_errors
-            if similarity is not None:
-                event["modelpin.similarity"] = similarity
-            if prompt is not None:
-                event["modelpin.prompt.sha256"] = prompt_sha256(prompt)
-            self.emit(event)
+        row[_TOOL] += tool_calls
+        row[_FAIL] += tool_call_failures
+
+    def _request_event(
+        self,
+        tenant: str,
+        alias: str,
+        decision: Decision,
+        latency: float | None,
+        task_completed: bool | None,
+        downstream_errors: int,
+        similarity: float | None,
+        session_id: str | None,
+        prompt: str | bytes | None,
+    ) -> None:
+        event: dict[str, Any] = {
+            "event": "modelpin.request",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": decision.model,
+            "gen_ai.conversation.id": session_id,
+            "modelpin.tenant": tenant,
+            "modelpin.alias": alias,
+            "modelpin.cohort": decision.cohort,
+            "modelpin.serial": decision.serial,
+            "modelpin.router": self.name,
+        }
+        if decision.session_reset:
+            event["modelpin.session_reset"] = True
+        if latency is not None:
+            event["modelpin.latency_seconds"] = latency
+        if task_completed is not None:
+            event["modelpin.task.completed"] = task_completed
+        if downstream_errors:
+            event["modelpin.downstream_errors"] = downstream_errors
+        if similarity is not None:
+            event["modelpin.similarity"] = similarity
+        if prompt is not None:
+            event["modelpin.prompt.sha256"] = prompt_sha256(prompt)
+        self.emit(event)
 
     def tool_call(
         self,
@@ -274,6 +293,55 @@ class RouterTelemetry:
                 for a, by_cohort in by_alias.items()
                 for c, row in by_cohort.items()
             ]
+
+
+def _record_function(tel: RouterTelemetry, rows: Rows) -> RecordFn:
+    """``record`` as a plain closure over the rows (no method binding, no attribute
+    lookups on ``self``): the request path's only telemetry cost."""
+    row_for = tel.row
+    outcome = tel._outcome
+    request_event = tel._request_event
+
+    def record(
+        tenant: str,
+        alias: str,
+        decision: Decision,
+        latency: float | None = None,
+        task_completed: bool | None = None,
+        downstream_errors: int = 0,
+        similarity: float | None = None,
+        tool_calls: int = 0,
+        tool_call_failures: int = 0,
+        session_id: str | None = None,
+        prompt: str | bytes | None = None,
+    ) -> None:
+        """Report one request's outcome, counted under ``decision.cohort``.
+
+        ``latency`` in seconds; ``task_completed`` when the request ended an agent task
+        (True/False); ``downstream_errors`` of systems called on the model's behalf;
+        ``similarity`` the judge's score (0..1) of this answer against stable's;
+        ``tool_calls``/``tool_call_failures`` only for calls that did not go through
+        ``check_tool_call`` (which counts itself): e.g. a valid call whose execution
+        failed is ``tool_call_failures=1``. ``session_id`` and ``prompt`` go only into
+        the optional structured event (the prompt as its sha256)."""
+        try:
+            row = rows[tenant][alias][decision.cohort]
+        except KeyError:
+            row = row_for(tenant, alias, decision.cohort)
+        row[0] += 1  # _REQ
+        if latency is not None:
+            row[10] += latency  # _LAT_SUM
+            row[11] += 1  # _LAT_N
+        if task_completed is not None or downstream_errors or similarity is not None or (
+            tool_calls or tool_call_failures
+        ):
+            outcome(row, task_completed, downstream_errors, similarity, tool_calls,
+                    tool_call_failures)
+        if tel.events is not None:
+            request_event(tenant, alias, decision, latency, task_completed,
+                          downstream_errors, similarity, session_id, prompt)
+
+    return record
 
 
 class _Exporter:
