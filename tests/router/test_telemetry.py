@@ -119,7 +119,7 @@ def test_concurrent_records_lose_no_update(router: Any, registry: Any) -> None:
 
 def test_similarity_outside_0_1_is_refused(router: Any) -> None:
     d = router.resolve(T, A, "s-1")
-    with pytest.raises(ValueError, match="0..1"):
+    with pytest.raises(ValueError, match=r"0\.\.1"):
         router.record(T, A, d, similarity=1.5)
     with pytest.raises(ValueError, match="counts"):
         router.record(T, A, d, tool_calls=-1)

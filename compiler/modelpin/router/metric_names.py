@@ -94,6 +94,11 @@ SHADOW_COMPARISONS = _c(
     "Shadow answers compared with the stable answer",
     (TENANT, ALIAS, ROUTER),
 )
+SHADOW_DRIFTED = _c(
+    "modelpin_shadow_drifted",
+    "Shadow comparisons with at least one difference",
+    (TENANT, ALIAS, ROUTER),
+)
 SHADOW_DRIFT = _c(
     "modelpin_shadow_drift",
     "Differences between a shadow answer's tool calls and the stable answer's, by tool "
@@ -178,4 +183,17 @@ DEFAULT_QUERIES: Final[dict[str, dict[str, str]]] = {
     },
     "coercion_rate": {"events": _sel(COERCIONS), "total": _sel(REQUESTS)},
     "downstream_error_rate": {"events": _sel(DOWNSTREAM_ERRORS), "total": _sel(REQUESTS)},
+}
+
+#: The shadow verdict's rate: comparisons that drifted / comparisons (``{tenant}``,
+#: ``{alias}``, ``{window}`` are replaced; there is no cohort).
+SHADOW_DRIFT_QUERIES: Final[dict[str, str]] = {
+    "events": (
+        f'sum(increase({SHADOW_DRIFTED.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
+        "[{window}]))"
+    ),
+    "total": (
+        f'sum(increase({SHADOW_COMPARISONS.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
+        "[{window}]))"
+    ),
 }

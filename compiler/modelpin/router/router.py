@@ -19,7 +19,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +29,9 @@ from prometheus_client import CollectorRegistry
 
 from modelpin import signing
 
+from . import drift
 from .bucketing import bucket
+from .drift import ToolCall
 from .errors import (
     ResolveError,
     RollbackError,
@@ -296,6 +298,20 @@ class Router:
             result.errors,
         )
         return result
+
+    def compare_shadow(
+        self,
+        tenant: str,
+        alias: str,
+        stable_calls: Sequence[ToolCall],
+        shadow_calls: Sequence[ToolCall],
+    ) -> dict[tuple[str, str], int]:
+        """Compare a shadow answer's tool calls, ``[(tool, arguments), ...]``, with the
+        stable answer's for the same request; count the comparison and each difference
+        per tool and kind (``drift.py``) and return them."""
+        counts = drift.compare(stable_calls, shadow_calls)
+        self._telemetry.drift(tenant, alias, counts)
+        return counts
 
     @property
     def telemetry(self) -> RouterTelemetry:

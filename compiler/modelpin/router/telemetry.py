@@ -118,6 +118,7 @@ class RouterTelemetry:
         # (tenant, alias, tool, kind) -> drift count.  Rare paths: plain dicts.
         self.coercions_applied: dict[tuple[str, str, str, str], int] = {}
         self.shadow_comparisons: dict[tuple[str, str], int] = {}
+        self.shadow_drifted: dict[tuple[str, str], int] = {}
         self.shadow_drift: dict[tuple[str, str, str, str], int] = {}
         self.event_errors = 0
         #: Report one request's outcome (see ``_record_function``).
@@ -269,6 +270,8 @@ class RouterTelemetry:
         with self._lock:
             key = (tenant, alias)
             self.shadow_comparisons[key] = self.shadow_comparisons.get(key, 0) + 1
+            if counts:
+                self.shadow_drifted[key] = self.shadow_drifted.get(key, 0) + 1
             for (tool, kind), n in counts.items():
                 dkey = (tenant, alias, tool, kind)
                 self.shadow_drift[dkey] = self.shadow_drift.get(dkey, 0) + n
@@ -363,39 +366,47 @@ class _Exporter:
         return iter(_families())
 
     def collect(self) -> Iterator[Metric]:
-        families = _families()
-        counters = families[: len(_COUNTER_INDEX)]
-        sim, lat, applied, comparisons, drift = families[len(_COUNTER_INDEX):]
+        counters = [_counter(m) for m, _ in _COUNTER_INDEX]
+        sim, lat = _summary(mn.SEMANTIC_SIMILARITY), _summary(mn.REQUEST_DURATION)
+        applied, comparisons = _counter(mn.COERCIONS_APPLIED), _counter(mn.SHADOW_COMPARISONS)
+        drifted_fam, drift = _counter(mn.SHADOW_DRIFTED), _counter(mn.SHADOW_DRIFT)
         for tel in sorted(self._members, key=lambda t: t.name):
             for t, a, c, row in tel._snapshot():
                 labels = [t, a, c, tel.name]
                 for fam, (_, i) in zip(counters, _COUNTER_INDEX, strict=True):
                     fam.add_metric(labels, row[i])
-                assert isinstance(sim, SummaryMetricFamily)
-                assert isinstance(lat, SummaryMetricFamily)
-                sim.add_metric(labels, row[_SIM_N], row[_SIM_SUM])
-                lat.add_metric(labels, row[_LAT_N], row[_LAT_SUM])
+                sim.add_metric(labels, int(row[_SIM_N]), row[_SIM_SUM])
+                lat.add_metric(labels, int(row[_LAT_N]), row[_LAT_SUM])
             with tel._lock:
                 coerc = list(tel.coercions_applied.items())
                 comps = list(tel.shadow_comparisons.items())
+                drifted = dict(tel.shadow_drifted)
                 drifts = list(tel.shadow_drift.items())
             for (t, a, c, name), n in coerc:
                 applied.add_metric([t, a, c, tel.name, name], n)
             for (t, a), n in comps:
                 comparisons.add_metric([t, a, tel.name], n)
+                drifted_fam.add_metric([t, a, tel.name], drifted.get((t, a), 0))
             for (t, a, tool, kind), n in drifts:
                 drift.add_metric([t, a, tel.name, tool, kind], n)
+        families: list[Metric] = [*counters, sim, lat, applied, comparisons, drifted_fam, drift]
         return iter(families)
 
 
+def _counter(m: mn.MetricName) -> CounterMetricFamily:
+    return CounterMetricFamily(m.family, m.help, labels=list(m.labels))
+
+
+def _summary(m: mn.MetricName) -> SummaryMetricFamily:
+    return SummaryMetricFamily(m.family, m.help, labels=list(m.labels))
+
+
 def _families() -> list[Metric]:
-    out: list[Metric] = [
-        CounterMetricFamily(m.family, m.help, labels=list(m.labels)) for m, _ in _COUNTER_INDEX
-    ]
-    for m in (mn.SEMANTIC_SIMILARITY, mn.REQUEST_DURATION):
-        out.append(SummaryMetricFamily(m.family, m.help, labels=list(m.labels)))
-    for m in (mn.COERCIONS_APPLIED, mn.SHADOW_COMPARISONS, mn.SHADOW_DRIFT):
-        out.append(CounterMetricFamily(m.family, m.help, labels=list(m.labels)))
+    """Empty families of every name this exporter writes (``describe``)."""
+    out: list[Metric] = [_counter(m) for m, _ in _COUNTER_INDEX]
+    out += [_summary(mn.SEMANTIC_SIMILARITY), _summary(mn.REQUEST_DURATION)]
+    out += [_counter(m) for m in (mn.COERCIONS_APPLIED, mn.SHADOW_COMPARISONS,
+                                  mn.SHADOW_DRIFTED, mn.SHADOW_DRIFT)]
     return out
 
 

@@ -87,7 +87,7 @@ class _Validator:
         for e in self.validator.iter_errors(arguments):
             if e.validator != "type":
                 continue
-            expected = e.validator_value
+            expected: Any = e.validator_value
             types = (expected,) if isinstance(expected, str) else tuple(expected)
             out.append(SchemaError(tuple(e.absolute_path), types, e.instance))
         return out
