@@ -24,6 +24,7 @@ from modelpin.model.base import (
     rule_error,
 )
 from modelpin.model.model_version import ModelKind
+from modelpin.model.signals import FailAction, SignalName
 from modelpin.model.trust import Email, SignOffKey, duplicate_key_error
 from modelpin.router.coercion import COERCION_NAMES
 
@@ -165,6 +166,11 @@ class Tenant(StrictModel):
             raise ValueError("a coercion is listed twice")
         return value
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
+    signal_actions: dict[SignalName, FailAction] = Field(
+        default={},
+        description="per signal, the bot's action on a breach for this tenant "
+        "(overrides policies/signals.yaml): rollback, pause or escalate",
+    )
     owner: str | None = None
     notes: str | None = None
 
