@@ -19,7 +19,7 @@ from modelpin.cli import main
 from modelpin.load.document import parse
 
 KINDS = {"rollout-groups", "artifact", "signals", "compatibility", "model-version", "tenant",
-         "evidence"}
+         "evidence", "providers", "bets-suite", "bets-case"}
 
 
 def _schema_name(rel: str) -> str:
