@@ -10,7 +10,7 @@ naming a suite the repository does not hold is fine (evidence may come from else
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date
 
 from pydantic import BaseModel
@@ -54,7 +54,8 @@ def check_bets(
         cases = values.get(cases_path)
         ok = isinstance(suite, Suite) and isinstance(cases, SuiteCases)
         if isinstance(suite, Suite):
-            ok = _check_suite(suite, suite_path, folder, models, compat, today, at, out) and ok
+            ok = _check_suite(suite, suite_path, folder, models, documents.keys(), compat,
+                              today, at, out) and ok
         if isinstance(cases, SuiteCases):
             ok = _check_cases(cases, cases_path, at, out) and ok
         if ok and isinstance(suite, Suite):
@@ -74,7 +75,7 @@ def check_bets(
 
 
 def _check_suite(suite: Suite, path: str, folder: str, models: Mapping[str, ModelVersion],
-                 compat: Compatibility | None, today: date,
+                 known_files: Collection[str], compat: Compatibility | None, today: date,
                  position: Position, out: list[Diagnostic]) -> bool:
     ok = True
     if suite.id != folder:
@@ -90,7 +91,9 @@ def _check_suite(suite: Suite, path: str, folder: str, models: Mapping[str, Mode
         ok = False
     judge = models.get(suite.judge)
     line, col = position(path, ("judge",))
-    if judge is None:
+    if judge is None and f"model_versions/{suite.judge}.yaml" in known_files:
+        ok = False  # its own file is invalid and already reported
+    elif judge is None:
         out.append(error("MP022", f"judge '{suite.judge}' is not a known model version", path,
                          line, col, did_you_mean(suite.judge, sorted(models))
                          or "the judge is an exact model version of the fleet"))
