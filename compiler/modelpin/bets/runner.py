@@ -47,7 +47,7 @@ class TargetResult:
     pin_failures: int = 0
 
     def by_kind(self) -> dict[str, int]:
-        counts = dict.fromkeys(FAILURE_KINDS, 0)
+        counts: dict[str, int] = dict.fromkeys(FAILURE_KINDS, 0)
         for failure in self.failures:
             counts[failure.kind] += 1
         return counts
