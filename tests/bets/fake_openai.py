@@ -74,6 +74,8 @@ class FakeOpenAI:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.attempts: Counter[tuple[str, str]] = Counter()
         self.statuses: Counter[int] = Counter()
+        self.log: list[tuple[str, str]] = []
+        """(model, request digest) of every answered request, in order."""
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         outer = self
@@ -136,7 +138,8 @@ class FakeOpenAI:
         self._httpd = Server(("127.0.0.1", port), Handler)
         self.port = int(self._httpd.server_address[1])
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     # ---- bookkeeping ------------------------------------------------------------------
@@ -183,6 +186,7 @@ class FakeOpenAI:
         message, finish = self._message(persona, body, digest)
         with self.lock:
             self.calls[(model, digest)] += 1
+            self.log.append((model, digest))
         tokens_in = len(raw) // 4
         tokens_out = len(json.dumps(message)) // 4
         completion = {
@@ -243,7 +247,8 @@ class FakeOpenAI:
 def main(argv: list[str]) -> None:
     """Serve as a process: ``CONFIG`` is a JSON file ``{"personas", "answers", "latency"}``;
     prints ``PORT <n>`` once listening, serves until killed."""
-    config = json.loads(open(argv[0], encoding="utf-8").read())
+    with open(argv[0], encoding="utf-8") as fh:
+        config = json.load(fh)
     server = FakeOpenAI(config["personas"], config.get("answers"),
                         latency=float(config.get("latency", 0)))
     print(f"PORT {server.port}", flush=True)
