@@ -77,13 +77,14 @@ TABLE: tuple[Transition, ...] = (
     _row("first-canary", {"shadow"}, "canary",
          ("frozen", "candidate", "shadow-time", "evidence", "upstream-cleared", "approval",
           "max-in-flight"), ("rollout", "stage"),
-         "shadow held >= the group's shadow; V still not retired or blocked; evidence passes; every upstream group has "
-         "cleared V; approval if manual; max_in_flight not exceeded; not frozen"),
+         "shadow held >= the group's shadow; V still not retired or blocked; evidence "
+         "passes; every upstream group has cleared V; approval if manual; max_in_flight "
+         "not exceeded; not frozen"),
     _row("advance", {"canary"}, "canary",
          ("frozen", "candidate", "soak", "evidence", "upstream-rollbacks", "approval"),
          ("rollout", "percent"),
-         "held >= soak; V still not retired or blocked; evidence still passes; no upstream rollback of V; approval if "
-         "manual; not frozen"),
+         "held >= soak; V still not retired or blocked; evidence still passes; no upstream "
+         "rollback of V; approval if manual; not frozen"),
     _row("promote", {"canary"}, "pinned", ("frozen", "candidate", "soak", "promotion-record"),
          ("pin",),
          "canary 100 held >= soak; pinned_at and promoted_from recorded; not frozen",
