@@ -13,6 +13,7 @@ from datetime import datetime
 
 from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import Alias, Tenant, format_time
+from modelpin.rollout import gates
 from modelpin.rollout.reason import Reason, alias_path, rollout_path
 from modelpin.rollout.state import AliasState, format_percent
 from modelpin.rollout.transitions import (
@@ -142,7 +143,32 @@ def judge_change(
         now,
     )
     kind, reasons = _classify(facts, old_tenant, alias_name, old, new, base_time, previous_pins)
+    if group.approval == "manual":
+        reasons += tuple(_new_approvals(facts, alias_name, old, new, kind, base_time))
     return Change(tenant_id, alias_name, AliasState.of(old), AliasState.of(new), kind, reasons)
+
+
+def _new_approvals(j: Facts, name: str, old: Alias, new: Alias, kind: TransitionKind | None,
+                   base_time: datetime) -> list[Reason]:
+    """Approvals added by the change (SPEC 2.1 rule 4): for the step entered (or the next
+    one), dated within [base commit, now], signed by a key the base trusts."""
+    if new.rollout is None or new.rollout.stage in ("paused", "rolled-back"):
+        return []
+    same = old.rollout is not None and old.rollout.candidate == new.rollout.candidate
+    before = old.rollout.approvals if same and old.rollout else []
+    if len(new.rollout.approvals) == len(before) and list(new.rollout.approvals) == before:
+        return []
+    h = AliasState.of(new)
+    if kind in ("first-canary", "advance") and h.percent is not None:
+        steps = [h.percent]
+    elif h.kind == "shadow":
+        steps = [j.group.ladder[0]]
+    else:
+        following = _next_after(j.group.ladder, h.percent)
+        steps = [following] if following is not None else []
+    return gates.new_approvals_gate(
+        before, new.rollout.approvals, steps=steps, not_before=base_time, now=j.now,
+        fleet=j.head.fleet, tenant_id=j.tenant.id, alias=name, path=rollout_path(name))
 
 
 _Verdict = tuple[TransitionKind | None, tuple[Reason, ...]]

@@ -231,7 +231,8 @@ def transition_gates(
     else:
         reasons += gates.clock_gate("soak", current.since, now, group.soak, path)
     check = gates.evidence_gate(
-        j.head.fleet, tenant, alias_name, current.pin, candidate, group, now, path
+        j.head.fleet, tenant, alias_name, current.pin, candidate, group, now, path,
+        facts=j.base.fleet,
     )
     reasons += check.reasons
     blockers: list[str] = []
@@ -243,8 +244,12 @@ def transition_gates(
                 blockers.append(sentence)
     reasons += [Reason("MP108", sentence, path) for sentence in blockers]
     if target.percent is not None:
+        base_tenant = j.base.fleet.tenants.get(tenant.id) or tenant
         reasons += gates.approval_gate(
-            j.group_name, group, approvals, target.percent, now, rollout_path(alias_name)
+            j.group_name, group, approvals, target.percent, now, rollout_path(alias_name),
+            fleet=j.head.fleet, tenant_id=tenant.id, alias=alias_name,
+            contacts=base_tenant.contacts,
+            signed=bool(j.base.fleet.approvers and j.base.fleet.approvers.keys),
         )
     if first and group.max_in_flight is not None:
         others = j.head.index.of(j.group_name, candidate).canary_tenants - {tenant.id}
