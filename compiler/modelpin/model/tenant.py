@@ -24,6 +24,7 @@ from modelpin.model.base import (
     rule_error,
 )
 from modelpin.model.model_version import ModelKind
+from modelpin.model.signals import FailAction, SignalName
 from modelpin.model.trust import Email, SignOffKey, duplicate_key_error
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -136,6 +137,11 @@ class Tenant(StrictModel):
     contacts: list[SignOffKey] = Field(default=[], max_length=64)
     tools: dict[ToolName, dict[str, Any]] = {}
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
+    signal_actions: dict[SignalName, FailAction] = Field(
+        default={},
+        description="per signal, the bot's action on a breach for this tenant "
+        "(overrides policies/signals.yaml): rollback, pause or escalate",
+    )
     owner: str | None = None
     notes: str | None = None
 
