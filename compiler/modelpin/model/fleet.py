@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from modelpin.model.bets import Suite
 from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Authenticity, Evidence, EvidenceSource
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.tenant import Tenant
 from modelpin.model.trust import ApprovalVerdict, Approvers, Evaluators
 
@@ -35,6 +37,7 @@ class Fleet:
     tenants: Mapping[str, Tenant]
     evidence: Mapping[EvidenceKey, Evidence] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
+<<<<<<< HEAD
     evaluators: Evaluators | None = None
     """``policies/evaluators.yaml`` (None: the file is absent: no evaluator keys)."""
     approvers: Approvers | None = None
@@ -45,6 +48,10 @@ class Fleet:
     after loading; the BASE's after ``attestation.authenticate_fleet(head, base)``."""
     approval_verdicts: Mapping[ApprovalKey, ApprovalVerdict] = field(default_factory=dict)
     """Who signed each recorded approval, judged like ``evidence_trust``."""
+=======
+    suites: Mapping[str, Suite] = field(default_factory=dict)
+    providers: ProvidersPolicy | None = None
+>>>>>>> main
 
     def tenant_path(self, tenant_id: str) -> str:
         return self.paths.get(f"tenant:{tenant_id}", f"tenants/{tenant_id}.yaml")
