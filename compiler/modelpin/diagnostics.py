@@ -47,15 +47,12 @@ CODES: Mapping[str, str] = {
     "MP034": "evidence file does not match its path",
     "MP035": "approvals recorded for a group without manual approval",
     "MP036": "deprecated model version",
-<<<<<<< HEAD
     "MP040": "signed evidence is not a DSSE in-toto statement of a BETS result",
     "MP041": "evidence given twice (signed and unsigned)",
-=======
     "MP060": "BETS suite is missing its suite.yaml or cases.jsonl",
     "MP061": "BETS judge cannot judge",
     "MP062": "tenant names another version of a BETS suite",
     "MP063": "duplicate BETS case id",
->>>>>>> main
     "MP100": "transition not allowed",
     "MP101": "ladder step skipped",
     "MP102": "rollout edited in flight",

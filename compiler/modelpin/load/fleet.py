@@ -205,15 +205,12 @@ def load_fleet(
                                          hint="see README: the config repository layout"))
         checker = CrossCheck(values, documents, diagnostics, now)
         fleet = checker.run()
-<<<<<<< HEAD
-        if fleet is not None:
-            fleet = attestation.authenticate_fleet(fleet, fleet)
-=======
         suites, providers, bets_diagnostics = check_bets(values, documents, now.date())
         diagnostics.extend(bets_diagnostics)
         if fleet is not None:
             fleet = dataclasses.replace(fleet, suites=suites, providers=providers)
->>>>>>> main
+        if fleet is not None:
+            fleet = attestation.authenticate_fleet(fleet, fleet)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -17,13 +17,10 @@ from modelpin.model.trust import Approvers, Evaluators
 ROLLOUT_GROUPS = "policies/rollout-groups.yaml"
 ARTIFACT = "policies/artifact.yaml"
 SIGNALS = "policies/signals.yaml"
-<<<<<<< HEAD
 EVALUATORS = "policies/evaluators.yaml"
 APPROVERS = "policies/approvers.yaml"
 SIGNED_EVIDENCE_SUFFIX = ".dsse.json"
-=======
 PROVIDERS = "policies/providers.yaml"
->>>>>>> main
 COMPATIBILITY = "model_versions/compatibility.yaml"
 SUITE_FILE = "suite.yaml"
 CASES_FILE = "cases.jsonl"
@@ -71,12 +68,12 @@ def model_for(path: str) -> type[BaseModel] | None:
     return None
 
 
-<<<<<<< HEAD
 def evidence_path(tenant: str, alias: str, candidate: str, *, signed: bool = True) -> str:
     """Where the evidence of one rollout lives (signed: ``.dsse.json``)."""
     suffix = SIGNED_EVIDENCE_SUFFIX if signed else ".json"
     return f"evidence/{tenant}/{alias}/{candidate}{suffix}"
-=======
+
+
 def is_json_lines(path: str) -> bool:
     """Files read one JSON object per line (``load.jsonl``), not as one YAML document."""
     return path.endswith(".jsonl")
@@ -85,7 +82,6 @@ def is_json_lines(path: str) -> bool:
 def suite_paths(suite_id: str) -> tuple[str, str]:
     """(suite.yaml, cases.jsonl) of a BETS suite."""
     return f"bets/{suite_id}/{SUITE_FILE}", f"bets/{suite_id}/{CASES_FILE}"
->>>>>>> main
 
 
 def stem(path: str) -> str:
@@ -112,15 +108,9 @@ def layout_hint(path: str) -> str:
     return {
         "tenants": "tenants are tenants/<id>.yaml",
         "model_versions": "model versions are model_versions/<id>.yaml",
-<<<<<<< HEAD
         "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.dsse.json "
                     "(signed) or <candidate>.json (unsigned)",
         "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml, "
-                    "evaluators.yaml, approvers.yaml",
-=======
-        "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.json",
-        "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml, "
-                    "providers.yaml",
+                    "providers.yaml, evaluators.yaml, approvers.yaml",
         "bets": "a BETS suite is bets/<suite>/suite.yaml and bets/<suite>/cases.jsonl",
->>>>>>> main
     }.get(top, "")

@@ -37,7 +37,8 @@ class Fleet:
     tenants: Mapping[str, Tenant]
     evidence: Mapping[EvidenceKey, Evidence] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
-<<<<<<< HEAD
+    suites: Mapping[str, Suite] = field(default_factory=dict)
+    providers: ProvidersPolicy | None = None
     evaluators: Evaluators | None = None
     """``policies/evaluators.yaml`` (None: the file is absent: no evaluator keys)."""
     approvers: Approvers | None = None
@@ -48,10 +49,6 @@ class Fleet:
     after loading; the BASE's after ``attestation.authenticate_fleet(head, base)``."""
     approval_verdicts: Mapping[ApprovalKey, ApprovalVerdict] = field(default_factory=dict)
     """Who signed each recorded approval, judged like ``evidence_trust``."""
-=======
-    suites: Mapping[str, Suite] = field(default_factory=dict)
-    providers: ProvidersPolicy | None = None
->>>>>>> main
 
     def tenant_path(self, tenant_id: str) -> str:
         return self.paths.get(f"tenant:{tenant_id}", f"tenants/{tenant_id}.yaml")
