@@ -199,7 +199,9 @@ def evidence_gate(
 
     ``fleet`` holds the evidence (the head); ``facts`` the rules and model facts to judge
     by (the base; defaults to ``fleet``). Problems of the evidence itself are reported on
-    the evidence file (``Reason.file``).
+    the evidence file (``Reason.file``): its signatures, its subject, its judge, a run in
+    the future. What the transition lacks (cases, pass rate, freshness, the tenant's
+    suite) is reported on the tenant's rollout.
     """
     rules = facts or fleet
     key = (tenant.id, alias, candidate)
@@ -241,7 +243,7 @@ def evidence_gate(
                 "MP115",
                 f"evidence suite {evidence.suite.id} v{evidence.suite.version} is not the "
                 f"tenant's bets_suite {suite.id} v{suite.version}",
-                _at(file, "suite"), file=file,
+                path,
             )
         )
     if evidence.cases < group.bets.min_cases:
@@ -249,7 +251,7 @@ def evidence_gate(
             Reason(
                 "MP120",
                 f"evidence has {evidence.cases} cases < min_cases {group.bets.min_cases}",
-                _at(file, "cases"), file=file,
+                path,
             )
         )
     elif evidence.pass_rate < group.bets.min_pass_rate:
@@ -257,7 +259,7 @@ def evidence_gate(
             Reason(
                 "MP107",
                 f"evidence pass rate {evidence.pass_rate:.3f} < {group.bets.min_pass_rate:g}",
-                _at(file, "passed"), file=file,
+                path,
             )
         )
     age = now - evidence.run_at
@@ -268,9 +270,8 @@ def evidence_gate(
                 "MP114",
                 f"evidence is {format_span(age, days=True)} old > evidence_max_age "
                 f"{format_span(max_age, days=True)}",
-                _at(file, "run_at"),
+                path,
                 hint="re-run the BETS suite",
-                file=file,
             )
         )
     elif age < timedelta(0):
