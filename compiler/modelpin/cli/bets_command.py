@@ -194,3 +194,104 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                f"{len(results)} evidence file(s), results.json and report.md to {out_dir}")
     return EXIT_INVALID if failed or any(s.problem for s in skipped) else EXIT_OK
 
+
+
+@bets.command("capture")
+@repo_option
+@click.argument("exchanges", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--suite", "suite_id", required=True, metavar="SUITE",
+              help="Append to bets/SUITE/ (suite.yaml and cases.jsonl must exist).")
+@click.option("--sample", "size", type=click.IntRange(1), default=None, metavar="N",
+              help="Keep a random sample of N new cases (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sample: the same seed draws the same cases.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Report unusable exchanges as warnings instead of refusing the file.")
+def capture_command(repo: Path | None, exchanges: Path, suite_id: str, size: int | None,
+                    seed: int, skip_invalid: bool) -> int:
+    """Turn recorded production exchanges (JSONL) into golden cases; bump the suite version."""
+    from modelpin.bets.capture import (
+        Captured,
+        bump_version,
+        case_prompt_hash,
+        parse_exchanges,
+        sample,
+    )
+    from modelpin.bets.runner import read_cases
+    from modelpin.load.layout import suite_paths
+
+    root = repo if repo is not None else default_repo()
+    suite_rel, cases_rel = suite_paths(suite_id)
+    suite_file, cases_file = root / suite_rel, root / cases_rel
+    if not suite_file.is_file() or not cases_file.is_file():
+        raise CommandError(f"no suite '{suite_id}': {suite_rel} and {cases_rel} must exist",
+                           hint="create suite.yaml and a cases.jsonl with at least one case")
+    try:
+        existing = {case_prompt_hash(c) for c in read_cases(cases_file)}
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{cases_rel} is not valid: {exc}", exit_code=EXIT_INVALID,
+                           hint="run `modelpin validate` first") from None
+    seen = set(existing)
+    problems: list[str] = []
+    duplicates = 0
+
+    def fresh() -> Any:
+        nonlocal duplicates
+        try:
+            with open(exchanges, encoding="utf-8") as fh:
+                for item in parse_exchanges(fh):
+                    if len(item) == 2:
+                        line, error = item
+                        problems.append(f"{exchanges}:{line}:{error.col}: {error}")
+                        continue
+                    line, digest, case = item
+                    if digest in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(digest)
+                    yield Captured(line, digest, case)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {exchanges}: {exc}", exit_code=EXIT_INVALID
+                               ) from None
+
+    chosen = sample(fresh(), size, seed)
+    for problem in problems:
+        click.echo(f"{problem}", err=True)
+    if problems and not skip_invalid:
+        raise CommandError(f"{len(problems)} exchange(s) cannot become cases; nothing written",
+                           exit_code=EXIT_INVALID,
+                           hint="fix or drop them, or pass --skip-invalid")
+    if not chosen:
+        click.echo(f"no new case ({duplicates} duplicate(s)); {suite_rel} unchanged")
+        return EXIT_OK
+    try:
+        suite_text, version = bump_version(suite_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CommandError(f"{suite_rel}: {exc}", exit_code=EXIT_INVALID) from None
+    added = "".join(json.dumps(c.case.model_dump(mode="json", exclude_none=True,
+                                                 exclude_defaults=True) | {"id": c.case.id},
+                               ensure_ascii=False) + "\n" for c in chosen)
+    body = cases_file.read_bytes()
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    write_atomic(cases_file, body + added.encode("utf-8"))
+    write_atomic(suite_file, suite_text.encode("utf-8"))
+    tenants = _tenants_of(root, suite_id)
+    click.echo(f"added {len(chosen)} case(s) to {cases_rel} ({duplicates} duplicate(s), "
+               f"{len(problems)} skipped); {suite_id} is now version {version}")
+    if tenants:
+        click.echo(f"set bets_suite: {{id: {suite_id}, version: {version}}} in: "
+                   f"{', '.join(tenants)}")
+    return EXIT_OK
+
+
+def _tenants_of(root: Path, suite_id: str) -> list[str]:
+    """Tenant files naming ``suite_id`` (by text: the fleet need not load here)."""
+    out = []
+    folder = root / "tenants"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if f"id: {suite_id}" in text and "bets_suite" in text:
+                out.append(f"tenants/{path.name}")
+    return out
