@@ -56,7 +56,7 @@ def test_missing_providers_file_is_refused(bets: Bets) -> None:
 def test_provider_not_listed_is_refused(bets: Bets) -> None:
     model = bets.root / f"model_versions/{CLEAN}.yaml"
     model.write_text(model.read_text().replace("provider: fake", "provider: other"))
-    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned")
     assert code == 1
     assert "provider(s) other are not in policies/providers.yaml" in err
     _no_calls(bets)
@@ -111,3 +111,16 @@ def test_the_rollout_candidate_is_run_without_candidate_flag(bets: Bets) -> None
     assert code == 0, err
     assert "t-tools/primary: gpt-5-2026-01-10 -> gpt-5-renamed-2026-03-16: 0/4 passed" in out
     assert [t["tenant"] for t in bets.results()["targets"]] == ["t-tools"]
+
+
+def test_all_with_a_candidate_runs_only_aliases_on_its_provider(bets: Bets) -> None:
+    tenant = bets.root / "tenants/t-labels.yaml"
+    other = bets.root / "model_versions/other-model-2026-01-01.yaml"
+    other.write_text("id: other-model-2026-01-01\nprovider: other\nkind: chat\n"
+                     "released: 2026-01-01\n")
+    tenant.write_text(tenant.read_text().replace("pin: gpt-5-2026-01-10",
+                                                 "pin: other-model-2026-01-01"))
+    code, out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 0, err
+    assert [t["tenant"] for t in bets.results()["targets"]] == ["t-extract", "t-tools"]
+    assert "t-labels" not in out

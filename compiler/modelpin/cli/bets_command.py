@@ -106,8 +106,8 @@ def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]
               help="Run this tenant (repeatable).")
 @click.option("--all", "all_tenants", is_flag=True, help="Run every tenant.")
 @click.option("--candidate", default=None, metavar="V",
-              help="Judge every chat alias against model version V (default: each alias's "
-              "rollout candidate).")
+              help="Judge chat aliases against model version V (with --all: those pinned to "
+              "a model of V's provider); default: each alias's rollout candidate.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default: <repo>/dist/bets).")
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False,
@@ -143,7 +143,8 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                            hint=did_you_mean(candidate, sorted(fleet.models)))
     chosen = sorted(fleet.tenants) if all_tenants else list(dict.fromkeys(tenant_ids))
     try:
-        targets, skipped = plan_targets(fleet, chosen, candidate, clock.date())
+        targets, skipped = plan_targets(fleet, chosen, candidate, clock.date(),
+                                        affected_only=all_tenants)
     except JudgeRefused as exc:
         raise CommandError(f"refusing to run: {exc}", exit_code=EXIT_INVALID,
                            hint="set the suite's 'judge' to another chat model version") from None
