@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.bets.conftest import Bets
@@ -124,3 +126,28 @@ def test_all_with_a_candidate_runs_only_aliases_on_its_provider(bets: Bets) -> N
     assert code == 0, err
     assert [t["tenant"] for t in bets.results()["targets"]] == ["t-extract", "t-tools"]
     assert "t-labels" not in out
+
+
+def test_a_providers_file_overrides_the_repository_one(bets: Bets, tmp_path: Path) -> None:
+    policy = bets.root / "policies/providers.yaml"
+    override = tmp_path / "staging.yaml"
+    override.write_text(policy.read_text())
+    policy.write_text(policy.read_text().replace(bets.server.base_url,
+                                                 "http://127.0.0.1:9/v1"))
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned",
+                               "--providers", str(override))
+    assert code == 0, err
+    assert bets.target("t-tools")["passed"] == 4
+
+
+def test_an_invalid_providers_file_is_refused_with_its_position(bets: Bets, tmp_path: Path
+                                                                ) -> None:
+    override = tmp_path / "staging.yaml"
+    override.write_text("providers:\n  fake: {base_url: ftp://x, api_key_env: K, "
+                        "requests_per_minute: 1, tokens_per_minute: 1, concurrency: 1}\n")
+    code, out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned",
+                              "--providers", str(override))
+    assert code == 1
+    assert "staging.yaml:2:20: error[MP012]" in out and "not an http(s) URL" in out
+    assert "--providers" in err
+    _no_calls(bets)

@@ -10,6 +10,7 @@ a suite's per-kind requirement, or the fleet is invalid; 2 usage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -85,6 +86,34 @@ def _evaluator_keys(key_files: tuple[Path, ...], unsigned: bool) -> list[Any]:
     return keys
 
 
+def _providers_from(path: Path) -> Any:
+    """A providers file given on the command line, validated like the one in the repo."""
+    from pydantic import ValidationError
+
+    from modelpin.diagnostics import render_text
+    from modelpin.load.document import parse
+    from modelpin.load.validation import diagnostics_for
+    from modelpin.model.providers import ProvidersPolicy
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read --providers {path}: {exc.strerror}") from None
+    doc = parse(str(path), raw)
+    problems = list(doc.diagnostics)
+    policy = None
+    if doc.data is not None:
+        try:
+            policy = ProvidersPolicy.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(diagnostics_for(doc, exc, ProvidersPolicy))
+    if problems or policy is None:
+        lines = doc.lines
+        click.echo(render_text(problems, lambda _p: lines), nl=False)
+        raise CommandError(f"--providers {path} is invalid", exit_code=EXIT_INVALID)
+    return policy
+
+
 def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]]:
     """A rich progress bar on an interactive stderr: (advance, stop)."""
     if not sys.stderr.isatty() or total == 0:
@@ -115,11 +144,15 @@ def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]
 @click.option("--unsigned", is_flag=True, help="Write bare JSON results, unsigned.")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="run_at of the evidence (RFC 3339). Default: when the run first started.")
+@click.option("--providers", "providers_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this providers file instead of policies/providers.yaml "
+              "(e.g. staging endpoints).")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None,
               help="Cases in flight at once (default: twice the providers' concurrency).")
 def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: bool,
                 candidate: str | None, out: Path | None, key_files: tuple[Path, ...],
-                unsigned: bool, now_text: str | None, workers: int | None) -> int:
+                unsigned: bool, now_text: str | None, providers_file: Path | None,
+                workers: int | None) -> int:
     """Run the tenants' BETS suites against pin and candidate; write signed evidence."""
     from modelpin.bets.plan import JudgeRefused, plan_targets
 
@@ -134,6 +167,8 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                            exit_code=EXIT_INVALID)
     fleet = result.fleet
     del result
+    if providers_file is not None:
+        fleet = dataclasses.replace(fleet, providers=_providers_from(providers_file))
     for tid in tenant_ids:
         if tid not in fleet.tenants:
             raise CommandError(f"unknown tenant '{tid}'",
