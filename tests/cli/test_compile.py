@@ -17,6 +17,7 @@ import pytest
 
 from modelpin import signing
 from modelpin.cli import main
+from modelpin.load.cache import CACHE_FILE, cache_root
 from tests.fleetkit import commit_all, git, tenant
 from tests.routing.compilekit import NOW, git_fleet, keypair, spec
 
@@ -269,19 +270,20 @@ def test_cache_gives_the_same_bytes_and_survives_corruption(
     for args in (("--no-cache",), (), ()):
         assert compile_(repo, *args) == 0
         results.append((repo / "dist/routing-table.json").read_bytes())
-    assert (repo / ".modelpin/cache/compile-cache.pickle").is_file()
+    cache = cache_root(repo) / CACHE_FILE
+    assert cache.is_file() and not (repo / ".modelpin" / "cache").exists()
     spec().add(tenant("delta")).write(repo)
     assert compile_(repo) == 0
     incremental = (repo / "dist/routing-table.json").read_bytes()
     assert compile_(repo, "--no-cache") == 0
     assert incremental == (repo / "dist/routing-table.json").read_bytes()
     assert b'"delta"' in incremental and results[0] == results[1] == results[2]
-    (repo / ".modelpin/cache/compile-cache.pickle").write_bytes(b"\x80\x05garbage")
+    cache.write_bytes(b"\x80\x05garbage")
     capsys.readouterr()
     assert compile_(repo) == 0
     assert "ignoring the compile cache" in capsys.readouterr().err
     assert (repo / "dist/routing-table.json").read_bytes() == incremental
-    shutil.rmtree(repo / ".modelpin/cache")
+    shutil.rmtree(cache_root(repo))
 
 
 def test_a_tool_name_the_table_cannot_carry_is_refused_at_its_line(

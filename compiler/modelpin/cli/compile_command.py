@@ -23,6 +23,8 @@ from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
     CommandError,
+    cache_directory,
+    cache_options,
     default_repo,
     emit_diagnostics,
     format_option,
@@ -151,7 +153,7 @@ def _content_ids(tree: SourceTree, fleet: Fleet) -> dict[str, str] | None:
 
 def _load_cache(directory: Path) -> CompileCache:
     enabled = gc.isenabled()
-    gc.disable()  # unpickling builds many long-lived objects: GC passes are pure cost
+    gc.disable()  # decoding builds many long-lived objects: GC passes are pure cost
     try:
         return CompileCache.load(directory, warn)
     finally:
@@ -186,9 +188,7 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
               "to --now; see docs/routing-table.md).")
 @click.option("--require-key", is_flag=True,
               help="Fail instead of signing with the local development key (for CI).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Persistent parse cache (default: <repo>/.modelpin/cache).")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@cache_options
 @click.option("--table", "show_table", is_flag=True, help="Print the routes after compiling.")
 @format_option("text", "github", "json")
 def compile_command(repo: Path | None, rev: str | None, out: Path | None,
@@ -213,10 +213,11 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
              cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
              require_key: bool = False) -> int:
     root = repo if repo is not None else default_repo()
-    cache_path = cache_dir if cache_dir is not None else root / ".modelpin" / "cache"
+    cache_path = cache_directory(root, cache_dir, no_cache)
     content_ids: dict[str, str] | None = None
     cache: CompileCache | None
-    if rev is None and not no_cache:
+    tree: SourceTree
+    if rev is None and cache_path is not None:
         # The work tree: through the fleet snapshot and the compile cache.
         try:
             directory_tree = DirectoryTree(root)
@@ -224,16 +225,15 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
             raise CommandError(str(exc)) from None
         now = resolve_now(now_text, root, directory_tree)
         loaded = load_cached(directory_tree, now, cache_path, warn,
-                             progress_reporter("compiling"), write=False)
+                             progress_reporter("compiling"))
         result = loaded.result
-        warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
-        cache = warm
-        tree: SourceTree = loaded.tree or StatIndexedTree(directory_tree, warm.stat)
+        cache = loaded.cache
+        tree = loaded.tree
         if result.fleet is not None:
             content_ids = {tid: loaded.blobs[result.fleet.tenant_path(tid)]
                            for tid in result.fleet.tenants}
     else:
-        cache = None if no_cache else _load_cache(cache_path)
+        cache = None if cache_path is None else _load_cache(cache_path)
         tree = _open_tree(root, rev, cache)
         now = resolve_now(now_text, root, tree)
         result = load_fleet(tree, now, cache=cache.parse if cache is not None else None,
@@ -242,7 +242,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
             content_ids = _content_ids(tree, result.fleet)
     fleet = result.fleet
     if fleet is None or has_errors(result.diagnostics):
-        if cache is not None:
+        if cache is not None and cache_path is not None:
             _save_cache(cache, cache_path, tree, None)
         emit_diagnostics(result.diagnostics, fmt, result.source_lines,
                          {**result.stats, "valid": False})
@@ -285,7 +285,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
         raise CommandError(f"cannot write the routing table to {target}: "
                            f"{exc.strerror or exc}; nothing was replaced",
                            exit_code=EXIT_INVALID) from None
-    if cache is not None:
+    if cache is not None and cache_path is not None:
         drain = fleet.artifact.drain_seconds
         _save_cache(cache, cache_path, tree,
                     {fragment_key(c, drain) for c in (content_ids or {}).values()})
