@@ -202,7 +202,7 @@ def test_trusted_keys_refuse_other_keys(
     trusted_priv, _, b64 = keypair(tmp_path / "keys", "trusted")
     other_priv, _, _ = keypair(tmp_path / "keys", "other")
     fleet = spec()
-    fleet.artifact = {"ttl": "1d", "trusted_keys": [{"public_key": b64, "owner": "ci"}]}
+    fleet.artifact = {"ttl": "2d", "trusted_keys": [{"public_key": b64, "owner": "ci"}]}
     repo = git_fleet(tmp_path / "repo", fleet)
     assert compile_(repo) == 1  # the dev key is not trusted
     assert "refusing to sign with the local development key" in capsys.readouterr().err

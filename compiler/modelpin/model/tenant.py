@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     WithJsonSchema,
     field_validator,
@@ -89,7 +88,7 @@ class Rollout(StrictModel):
     candidate: Identifier
     stage: Stage
     percent: float | None = None
-    since: AwareDatetime
+    since: Timestamp
     reason: str | None = None
     prompt_changes_ack: bool = False
     approvals: list[Approval] = []
