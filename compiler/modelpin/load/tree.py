@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-CONFIG_DIRS = ("policies", "model_versions", "tenants", "evidence")
+CONFIG_DIRS = ("policies", "model_versions", "tenants", "evidence", "bets")
 COMMITTED_CACHE = ".modelpin/cache"
 """Where modelpin once kept its caches, inside the work tree. Nothing reads it any more;
 a commit that carries files there is refused (a planted pickle must never look like a
