@@ -162,38 +162,42 @@ def _read_only(directory: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,rw", str(directory)], check=True)
 
 
-def test_read_only_output_dir_leaves_the_previous_artifact(
+def test_read_only_output_volume_leaves_the_previous_artifact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """``--out`` on a volume that turns read-only: the second compile fails before
+    anything visible changes; the previous unit is whole."""
     repo = git_fleet(tmp_path / "repo")
-    out = tmp_path / "out"
-    out.mkdir()
+    volume = tmp_path / "volume"
+    volume.mkdir()
     mounted = os.geteuid() == 0
     if mounted:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(out)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(volume)],
+                       check=True)
+    out = volume / "dist"
     try:
         assert compile_(repo, "--out", str(out)) == 0
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         assert set(before) == {"routing-table.json", "routing-table.dsse.json", "index.html"}
         spec().add(tenant("delta")).write(repo)
         capsys.readouterr()
-        with _read_only(out):
+        with _read_only(volume):
             assert compile_(repo, "--out", str(out)) == 1
         assert "nothing was replaced" in capsys.readouterr().err
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     finally:
         if mounted:
-            subprocess.run(["umount", str(out)], check=True)
+            subprocess.run(["umount", str(volume)], check=True)
 
 
-def test_output_path_that_is_a_directory_is_refused_before_writing(
+def test_output_under_a_file_is_refused_before_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = git_fleet(tmp_path / "repo")
-    (repo / "dist/routing-table.dsse.json").mkdir(parents=True)
-    assert compile_(repo) == 1
-    assert "Is a directory" in capsys.readouterr().err
-    assert not (repo / "dist/routing-table.json").exists()
+    (tmp_path / "a-file").write_text("x")
+    assert compile_(repo, "--out", str(tmp_path / "a-file" / "dist")) == 1
+    assert "nothing was replaced" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "x"
 
 
 def test_trusted_keys_refuse_other_keys(
