@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from modelpin import signing
 from modelpin.router import bucket
-from tests.integrations.conftest import (
+from tests.integrations.conftest import Stack, read_json
+from tests.integrations.fake_openai import FakeOpenAI, Reply
+from tests.integrations.harness import (
     ALIAS,
     CANDIDATE,
     STABLE,
-    Stack,
+    HarnessError,
+    Proxy,
     chat,
-    read_json,
+    proxy_config,
 )
-from tests.integrations.fake_openai import Reply
 from tests.router.tables import salt_of
 
 pytestmark = pytest.mark.slow
@@ -204,3 +208,24 @@ def test_a_request_without_a_session_goes_stable(stack: Stack) -> None:
             assert r.status_code == 200, r.text
             assert r.headers["x-modelpin-cohort"] == "stable"
     assert {q.model for q in stack.fake.requests} == {STABLE}
+
+
+def test_a_bad_hook_setting_stops_the_proxy_at_start_up_with_every_problem(
+    tmp_path: Path,
+) -> None:
+    fake = FakeOpenAI()
+    try:
+        config = proxy_config(fake=fake, table=tmp_path / "t.json",
+                              key=signing.generate_private_key(), redis_url="http://nope",
+                              state_file=tmp_path / "f.json")
+        config["callback_settings"]["modelpin"]["tenant_from"] = "header.x-tenant"
+        proxy = Proxy(config, tmp_path, "bad")
+        with pytest.raises(HarnessError) as info:
+            proxy.wait_ready(timeout=120)
+        proxy.stop()
+    finally:
+        fake.close()
+    assert proxy.process.returncode not in (0, None)
+    text = str(info.value)
+    assert "callback_settings.modelpin.redis_url: must be a redis://" in text
+    assert "callback_settings.modelpin.tenant_from: 'header.x-tenant'" in text

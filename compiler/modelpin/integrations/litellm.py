@@ -41,7 +41,7 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -112,10 +112,19 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
     """The proxy hook. Build it with ``from_proxy_config()`` (the proxy does, through
     ``proxy_handler``) or directly with a started ``Router``."""
 
-    def __init__(self, router: Router, settings: HookSettings) -> None:
+    def __init__(
+        self,
+        router: Router,
+        settings: HookSettings,
+        *,
+        complete: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
+    ) -> None:
+        """``complete(kwargs)`` sends a chat completion (the shadow copy, the re-ask on
+        stable); by default through the proxy's own model list."""
         super().__init__()
         self.router = router
         self.settings = settings
+        self._complete = complete or _acompletion
         self._requests: OrderedDict[str, _Request] = OrderedDict()
         self._shadows: set[asyncio.Task[Any]] = set()
         #: Shadow copies not sent because ``shadow_max_in_flight`` were under way.
@@ -228,7 +237,8 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
 
     async def _shadow_call(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            response = await asyncio.wait_for(_acompletion(kwargs), self.settings.shadow_timeout)
+            response = await asyncio.wait_for(self._complete(kwargs),
+                                              self.settings.shadow_timeout)
         except Exception as exc:  # a shadow fault never reaches the client
             self.shadow_failures += 1
             log.warning("modelpin: shadow copy to %s failed: %s", kwargs.get("model"), exc)
@@ -284,7 +294,7 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         if isinstance(metadata, Mapping):
             kwargs["metadata"] = {k: v for k, v in metadata.items() if k != STATE_KEY}
         try:
-            answer = await _acompletion(kwargs)
+            answer = await self._complete(kwargs)
         except Exception as exc:
             log.warning("modelpin: re-asking stable %s failed: %s", route.stable_model, exc)
             raise _error(502, f"the candidate's tool call {tool!r} broke the contract and "
