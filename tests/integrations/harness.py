@@ -51,12 +51,15 @@ def tenant(mode: str, percent: float, policy: str, *, drain_seconds: int = 300,
 
 def fleet(serial: int, **overrides: dict[str, Any]) -> dict[str, Any]:
     """The test fleet: acme canary 25% (fallback-stable), beta shadow, gamma canary 50%
-    (structured-error), delta canary 50% (fallback-stable, the one the guard trips)."""
+    (structured-error), delta canary 50% (fallback-stable, the one a trip stops), epsilon
+    canary 50% allowing the strip-json-fences coercion."""
     tenants = {
         "acme": tenant("canary", 25, "fallback-stable", name="acme"),
         "beta": tenant("shadow", 0, "fallback-stable", name="beta"),
         "gamma": tenant("canary", 50, "structured-error", name="gamma"),
         "delta": tenant("canary", 50, "fallback-stable", drain_seconds=0, name="delta"),
+        "epsilon": {**tenant("canary", 50, "fallback-stable", name="epsilon"),
+                    "coercions": ["strip-json-fences"]},
     }
     tenants.update(overrides)
     return payload(serial, tenants=tenants)

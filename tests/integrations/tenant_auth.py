@@ -16,6 +16,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "sk-beta": {"team_id": "team-beta", "team_metadata": {"modelpin_tenant": "beta"}},
     "sk-gamma": {"team_id": "team-gamma", "team_metadata": {"modelpin_tenant": "gamma"}},
     "sk-delta": {"team_id": "team-delta", "team_metadata": {"modelpin_tenant": "delta"}},
+    "sk-epsilon": {"team_id": "team-epsilon", "team_metadata": {"modelpin_tenant": "epsilon"}},
     "sk-ghost": {"team_id": "team-ghost", "team_metadata": {"modelpin_tenant": "ghost"}},
     # A key whose team is not a modelpin tenant: the proxy serves it as configured.
     "sk-plain": {"team_id": "team-plain", "team_metadata": {}},

@@ -3,6 +3,7 @@ provider. Every request below goes client -> proxy (HTTP) -> hook -> provider (H
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelpin import signing
 from modelpin.router import bucket
@@ -229,3 +231,103 @@ def test_a_bad_hook_setting_stops_the_proxy_at_start_up_with_every_problem(
     text = str(info.value)
     assert "callback_settings.modelpin.redis_url: must be a redis://" in text
     assert "callback_settings.modelpin.tenant_from: 'header.x-tenant'" in text
+
+
+# --- telemetry through the router's API, scraped from each replica's metrics endpoint ------
+
+
+def scrape(stack: Stack, replica: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports[replica]}/metrics",
+                     timeout=10).text
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def metric(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+           **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def test_every_request_is_counted_once_under_its_cohort(stack: Stack) -> None:
+    proxy = stack.proxies[0]
+    before = scrape(stack, 0)
+    salt = salt_of("acme", ALIAS, CANDIDATE)
+    sessions = [f"acme-count-{i}" for i in range(40)]
+    canary = sum(bucket(salt, s) < 2500 for s in sessions)
+    with httpx.Client(timeout=30) as client:
+        for s in sessions:
+            assert chat(client, proxy, "sk-acme", s, "count me").status_code == 200
+    after = scrape(stack, 0)
+
+    def delta(name: str, cohort: str) -> float:
+        return (metric(after, name, tenant="acme", alias=ALIAS, cohort=cohort)
+                - metric(before, name, tenant="acme", alias=ALIAS, cohort=cohort))
+
+    assert delta("modelpin_requests_total", "canary") == canary
+    assert delta("modelpin_requests_total", "stable") == len(sessions) - canary
+    assert delta("modelpin_tool_calls_total", "canary") == canary
+    assert delta("modelpin_tool_call_failures_total", "canary") == 0
+    assert delta("modelpin_request_duration_seconds_count", "stable") == len(sessions) - canary
+    assert canary > 0
+
+
+def test_a_failing_candidate_counts_as_a_downstream_error(stack: Stack) -> None:
+    stack.fake.script(CANDIDATE, Reply.error(500))
+    sid = canary_sessions("acme", 25, 1, "acme-down")[0]
+    before = scrape(stack, 1)
+    with httpx.Client(timeout=30) as client:
+        r = chat(client, stack.proxies[1], "sk-acme", sid, "fail please")
+    assert r.status_code >= 500
+    after = scrape(stack, 1)
+    labels = {"tenant": "acme", "alias": ALIAS, "cohort": "canary"}
+    assert (metric(after, "modelpin_downstream_errors_total", **labels)
+            - metric(before, "modelpin_downstream_errors_total", **labels)) == 1
+
+
+def test_shadow_drift_is_counted(stack: Stack) -> None:
+    stack.fake.script(CANDIDATE, Reply(content="shadow", tool_calls=(
+        ("lookup_clause", '{"clause": "7.2"}'),)))  # a renamed field: drift
+    before = scrape(stack, 0)
+    with httpx.Client(timeout=30) as client:
+        for i in range(4):
+            assert chat(client, stack.proxies[0], "sk-beta", f"beta-d-{i}", "d").status_code \
+                == 200
+    deadline = time.monotonic() + 15
+    after = scrape(stack, 0)
+    while time.monotonic() < deadline and (
+        metric(after, "modelpin_shadow_comparisons_total", tenant="beta")
+        - metric(before, "modelpin_shadow_comparisons_total", tenant="beta")
+    ) < 4:
+        time.sleep(0.1)
+        after = scrape(stack, 0)
+    assert (metric(after, "modelpin_shadow_comparisons_total", tenant="beta")
+            - metric(before, "modelpin_shadow_comparisons_total", tenant="beta")) == 4
+    for kind in ("field-missing", "field-extra"):
+        assert (metric(after, "modelpin_shadow_drift_total", tenant="beta", kind=kind)
+                - metric(before, "modelpin_shadow_drift_total", tenant="beta", kind=kind)) == 4
+    # The shadow's calls are judged under cohort "shadow", never stable or canary.
+    assert (metric(after, "modelpin_tool_call_failures_total", tenant="beta", cohort="shadow")
+            - metric(before, "modelpin_tool_call_failures_total", tenant="beta",
+                     cohort="shadow")) == 4
+
+
+def test_an_allowed_coercion_repairs_the_call_the_client_executes(stack: Stack) -> None:
+    stack.fake.script(CANDIDATE, Reply(content="fenced", tool_calls=(
+        ("lookup_clause", '```json\n{"clause_id": "9.9"}\n```'),)))
+    sid = canary_sessions("epsilon", 50, 1, "eps")[0]
+    before = scrape(stack, 0)
+    with httpx.Client(timeout=30) as client:
+        r = chat(client, stack.proxies[0], "sk-epsilon", sid, "fenced")
+    assert r.status_code == 200, r.text
+    assert r.headers["x-modelpin-cohort"] == "canary"
+    name, arguments = tool_calls(read_json(r))[0]
+    assert (name, json.loads(arguments)) == ("lookup_clause", {"clause_id": "9.9"})
+    assert "x-modelpin-fallback" not in r.headers
+    after = scrape(stack, 0)
+    labels = {"tenant": "epsilon", "alias": ALIAS, "cohort": "canary"}
+    assert (metric(after, "modelpin_coercions_total", **labels)
+            - metric(before, "modelpin_coercions_total", **labels)) == 1

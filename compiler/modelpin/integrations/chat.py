@@ -80,6 +80,22 @@ def tool_calls_of(completion: Mapping[str, Any]) -> list[ToolCall]:
     return calls
 
 
+def set_arguments(completion: Any, call: ToolCall, arguments: Any) -> None:
+    """Replace ``call``'s arguments in ``completion`` (a dict or LiteLLM's response
+    object) with ``arguments`` as JSON text."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    choices = completion["choices"] if isinstance(completion, Mapping) else completion.choices
+    message = choices[call.choice]
+    message = message["message"] if isinstance(message, Mapping) else message.message
+    tool_call = (message["tool_calls"] if isinstance(message, Mapping)
+                 else message.tool_calls)[call.index]
+    function = tool_call["function"] if isinstance(tool_call, Mapping) else tool_call.function
+    if isinstance(function, dict):
+        function["arguments"] = text
+    else:
+        function.arguments = text
+
+
 def tool_signature(calls: list[ToolCall]) -> list[tuple[str, Any]]:
     """(name, arguments) of each call, in order: what a shadow comparison looks at."""
     return [(c.name, c.arguments) for c in calls]

@@ -50,6 +50,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from modelpin.router import (
     CANARY,
+    STABLE,
     Decision,
     RedisSessionStore,
     ResolveError,
@@ -60,7 +61,14 @@ from modelpin.router import (
     UnknownTenantError,
 )
 
-from .chat import invalid_tool_call_error, replay_request, tool_calls_of
+from .chat import (
+    ToolCall,
+    invalid_tool_call_error,
+    replay_request,
+    set_arguments,
+    tool_calls_of,
+    tool_signature,
+)
 from .settings import HookConfigError, HookSettings, parse_settings, session_of, tenant_of
 
 log = logging.getLogger("modelpin.integrations.litellm")
@@ -88,6 +96,7 @@ class _Request:
     chat: bool
     started: float
     fallback_model: str | None = None
+    answered: bool = False
     shadow: asyncio.Task[dict[str, Any] | None] | None = None
 
 
@@ -245,14 +254,20 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
             return None
         return _as_dict(response)
 
-    async def _judge_shadow(self, request: _Request) -> None:
+    async def _judge_shadow(self, request: _Request, stable: list[ToolCall]) -> None:
+        """Judge the shadow's tool calls (comparison only: ``shadow=True`` never answers
+        EXECUTE, and they count under cohort ``shadow``) and count their drift from the
+        answer the client got."""
         assert request.shadow is not None
         answer = await request.shadow
         if answer is None:
             return
-        for call in tool_calls_of(answer):
-            # Judged for comparison only: shadow=True never answers EXECUTE.
-            self.router.check_tool_call(request.tenant, call.name, call.arguments, shadow=True)
+        shadow = tool_calls_of(answer)
+        for call in shadow:
+            self.router.check_tool_call(request.tenant, call.name, call.arguments,
+                                        alias=request.alias, shadow=True)
+        self.router.compare_shadow(request.tenant, request.alias, tool_signature(stable),
+                                   tool_signature(shadow))
 
     # --- 3. tool-call contracts ----------------------------------------------------------
 
@@ -262,18 +277,24 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         request = self._lookup(data)
         if request is None or not request.chat:
             return None
+        request.answered = True
+        completion = _as_dict(response)
+        calls = [] if completion is None else tool_calls_of(completion)
         if request.decision.shadow is not None:
             self._fire_shadow(request, data)  # in case the moderation hook did not run
             if request.shadow is not None:
-                task = asyncio.create_task(self._judge_shadow(request))
+                task = asyncio.create_task(self._judge_shadow(request, calls))
                 self._shadows.add(task)
                 task.add_done_callback(self._shadows.discard)
-        completion = _as_dict(response)
-        if completion is None:
-            return None
         invalid = None
-        for call in tool_calls_of(completion):
-            result = self.router.check_tool_call(request.tenant, call.name, call.arguments)
+        for call in calls:
+            result = self.router.check_tool_call(
+                request.tenant, call.name, call.arguments, alias=request.alias,
+                cohort=request.decision.cohort)
+            if result.valid and result.arguments is not None:
+                # A coercion the tenant allows repaired the call: the client executes the
+                # repaired arguments (the router has logged and counted it).
+                set_arguments(response, call, result.arguments)
             if not result.valid and invalid is None:
                 invalid = (call, result)
         if invalid is None or request.decision.cohort != CANARY:
@@ -301,6 +322,11 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
                          f"re-asking stable failed: {exc}", "api_error",
                          "modelpin_fallback_failed") from None
         request.fallback_model = route.stable_model
+        replacement = _as_dict(answer)
+        for c in [] if replacement is None else tool_calls_of(replacement):
+            # Stable's answer counts as stable's, and is passed on as it is.
+            self.router.check_tool_call(request.tenant, c.name, c.arguments,
+                                        alias=request.alias, cohort=STABLE)
         log.info("modelpin: %s/%s session %s: invalid %r from %s, answered by stable %s",
                  request.tenant, request.alias, request.session, tool,
                  request.decision.model, route.stable_model)
@@ -322,6 +348,12 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         if request is None:
             return None
         d = request.decision
+        # Every request is reported once, here: this hook runs last, on success and on
+        # failure. No answer at all (the model call failed) is a downstream error.
+        failed = response is None and not request.answered
+        self.router.record(request.tenant, request.alias, d,
+                           latency=time.perf_counter() - request.started,
+                           downstream_errors=1 if failed else 0, session_id=request.session)
         headers = {HEADER_COHORT: d.cohort, HEADER_MODEL: d.model, HEADER_SERIAL: str(d.serial)}
         if d.session_reset:
             headers[HEADER_SESSION_RESET] = "true"
