@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "resolve": "modelpin.cli.table_commands:resolve_command",
     "keygen": "modelpin.cli.keys:keygen_command",
     "bot": "modelpin.cli.bot_command:bot",
+    "lifecycle": "modelpin.cli.lifecycle_command:lifecycle",
     "schema": "modelpin.cli.validate:schema",
     "bets": "modelpin.cli.bets_command:bets",
 }
