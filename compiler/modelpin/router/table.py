@@ -140,3 +140,6 @@ class RoutingTable:
     routes: dict[str, dict[str, Route]]
     tenants: dict[str, TenantPolicy]
     models: dict[str, dict[str, str]]
+    issued_ts: float = 0.0
+    signed_by: tuple[str, ...] = ()
+    """Ids of the trusted keys whose signatures verified (set by ``TrustedTableSet``)."""
