@@ -25,6 +25,7 @@ CODES: Mapping[str, str] = {
     "MP006": "document is not a mapping",
     "MP007": "unexpected file in the config tree",
     "MP008": "required file missing",
+    "MP009": "not a regular file",
     "MP010": "unknown key",
     "MP011": "missing key",
     "MP012": "invalid value",
@@ -125,15 +126,40 @@ SourceLines = Callable[[str], Sequence[str] | None]
 """Returns the lines of a file (for the text renderer's excerpt), or None."""
 
 
-_VISIBLE = {c: "\ufffd" for c in (*range(32), 127) if c != 9}
-"""Control characters in an excerpt are shown, not sent to the terminal."""
+_UNSAFE = frozenset((*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029,
+                     *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF))
+"""Control characters (C0, DEL, C1), Unicode line/paragraph separators, bidi overrides
+and the BOM: none of them may reach a terminal or a CI log from a file name or value."""
+
+_VISIBLE = {c: "\ufffd" for c in _UNSAFE if c != 9}
+"""In an excerpt each unsafe character is shown as one replacement character (the caret
+below stays aligned)."""
+
+_ESCAPES = {c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}") for c in _UNSAFE}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every unsafe character written as a visible escape (``\\n``,
+    ``\\x1b``, ``\\u202e``), so it stays on one line and sends nothing to the terminal."""
+    return text.translate(_ESCAPES)
+
+
+def _line_safe(line: str) -> str:
+    """A rendered line never starts (after blanks, as GitHub's runner trims) with ``::``:
+    text output read by a CI log cannot become a workflow command."""
+    stripped = line.lstrip()
+    if stripped.startswith("::"):
+        return line[: len(line) - len(stripped)] + "\\x3a" + stripped[1:]
+    return line
 
 
 def render_text(diagnostics: Sequence[Diagnostic], source_lines: SourceLines) -> str:
     """Compiler-style text: ``file:line:col: error[MP010]: message``, excerpt, caret, hint."""
     out: list[str] = []
     for d in sorted(diagnostics):
-        out.append(f"{d.file}:{d.line}:{d.col}: {d.severity}[{d.code}]: {d.message}")
+        out.append(_line_safe(f"{escape_controls(d.file)}:{d.line}:{d.col}: "
+                              f"{d.severity}[{d.code}]: {escape_controls(d.message)}"))
         lines = source_lines(d.file)
         if lines is not None and 1 <= d.line <= len(lines):
             text = lines[d.line - 1].rstrip("\r\n").expandtabs(1).translate(_VISIBLE)
@@ -142,12 +168,16 @@ def render_text(diagnostics: Sequence[Diagnostic], source_lines: SourceLines) ->
             out.append(f" {gutter} | {text}")
             out.append(f" {pad} | {' ' * (max(d.col, 1) - 1)}^")
         if d.hint:
-            out.append(f"  hint: {d.hint}")
+            out.append(f"  hint: {escape_controls(d.hint)}")
     return "\n".join(out) + ("\n" if out else "")
 
 
 def _gh_escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """GitHub's workflow-command data escaping (``%``, CR, LF), after every other
+    control character has been made visible (an ANSI escape in a file name must not
+    colour or rewrite the log)."""
+    keep = text.translate({c: e for c, e in _ESCAPES.items() if c not in (10, 13)})
+    return keep.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _gh_escape_property(text: str) -> str:

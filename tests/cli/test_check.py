@@ -15,8 +15,11 @@ from tests.rollout.builders import JUDGE, A, canary, scenario, shadow
 NOW_BASE = "2026-03-24T00:00:00Z"  # a since well before the base commit
 
 
+NOW = "2026-03-25T12:00:00Z"  # the runner's clock: commit dates are never trusted (2.1 rule 5)
+
+
 def run(repo: Path, *args: str) -> int:
-    return main(["check", "--repo", str(repo), "--base", "HEAD~1", *args])
+    return main(["check", "--repo", str(repo), "--base", "HEAD~1", "--now", NOW, *args])
 
 
 def test_allowed_advance_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,7 +80,7 @@ def test_revert_uses_the_base_history(tmp_path: Path) -> None:
     commit_all(repo, "moved to gpt", BASE_DATE)
     scenario(None, pin=JUDGE).write(repo)
     commit_all(repo, "revert", "2026-03-25T12:00:00Z")
-    assert run(repo) == 0
+    assert main(["check", "--repo", str(repo), "--base", "HEAD~1", "--now", NOW]) == 0
     # a pin the tenant never had is a direct change
     spec = scenario(None, pin="gpt-5-2026-03-14")
     spec.write(repo)
@@ -89,7 +92,8 @@ def test_head_defaults_to_HEAD_and_can_be_named(tmp_path: Path) -> None:
     repo = repo_with(tmp_path, scenario(canary(5, NOW_BASE)),
                      scenario(canary(100, "2026-03-25T11:00:00Z")))
     git(repo, "branch", "base", "HEAD~1")
-    assert main(["check", "--repo", str(repo), "--base", "base", "--head", "base"]) == 0
+    assert main(["check", "--repo", str(repo), "--base", "base", "--head", "base",
+                 "--now", NOW]) == 0
 
 
 def test_unknown_ref_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

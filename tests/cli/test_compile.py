@@ -60,7 +60,7 @@ def test_reissuing_a_commit_later_raises_the_serial(tmp_path: Path) -> None:
         assert main(["compile", "--repo", str(repo), "--now", now]) == 0
         serials.append(json.loads((repo / "dist/routing-table.json").read_bytes())["serial"])
     assert serials == [2_000_000, 2_001_440, 2_002_910]
-    (repo / "tenants" / "extra-note.md").write_text("a new commit\n")
+    (repo / "tenants" / "README.md").write_text("a new commit\n")
     commit_all(repo, "another commit", date=NOW)
     assert main(["compile", "--repo", str(repo), "--now", NOW]) == 0
     assert json.loads((repo / "dist/routing-table.json").read_bytes())["serial"] == 3_000_000

@@ -10,7 +10,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from modelpin.cli import main
 from tests.cli.rollout_repo import repo_with
-from tests.fleetkit import FleetSpec, tenant
+from tests.fleetkit import NOW, FleetSpec, tenant
 from tests.rollout.builders import V, canary, paused, scenario, shadow
 
 SINCE = "2026-03-24T00:00:00Z"
@@ -35,13 +35,14 @@ def _pr() -> tuple[FleetSpec, FleetSpec]:
 def test_plan_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                        snapshot: SnapshotAssertion) -> None:
     repo = repo_with(tmp_path, *_pr())
-    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1"]) == 0
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--now", NOW]) == 0
     assert capsys.readouterr().out == snapshot
 
 
 def test_plan_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = repo_with(tmp_path, *_pr())
-    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--format", "json"]) == 0
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--format", "json",
+                 "--now", NOW]) == 0
     doc = json.loads(capsys.readouterr().out)
 
     assert doc["allowed"] is False
@@ -64,7 +65,7 @@ def test_plan_long_lists_collapse(tmp_path: Path, capsys: pytest.CaptureFixture[
         base.add(tenant(f"n{i:02d}"))
         head.add(tenant(f"n{i:02d}", rollout=shadow(FRESH)))
     repo = repo_with(tmp_path, base, head)
-    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1"]) == 0
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--now", NOW]) == 0
     out = capsys.readouterr().out
     assert "<details>\n<summary>25 changes</summary>" in out
     assert "| standard | 25 of 26 | 25 |" in out
@@ -72,5 +73,5 @@ def test_plan_long_lists_collapse(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_plan_without_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = repo_with(tmp_path, scenario(None), scenario(None))
-    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1"]) == 0
+    assert main(["plan", "--repo", str(repo), "--base", "HEAD~1", "--now", NOW]) == 0
     assert "No tenant or alias changes." in capsys.readouterr().out

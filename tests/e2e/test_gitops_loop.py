@@ -167,14 +167,15 @@ def test_pr_check_compile_publish_route_bot_rollback_drain(
                                              "since": T1})
         _commit(repo, "s1: shadow " + V_NEW, T1)
         assert main(["check", "--repo", str(repo), "--base", "main",
-                     "--head", "start-shadow"]) == 0
+                     "--head", "start-shadow", "--now", T1]) == 0
         git(repo, "checkout", "-q", "main")
         git(repo, "checkout", "-q", "-b", "skip-step")
         _edit_tenant(repo, "s2", "primary", {"candidate": V_NEW, "stage": "canary",
                                              "percent": 50, "since": T1})
         _commit(repo, "s2: straight to 50", T1)
         capsys.readouterr()
-        assert main(["check", "--repo", str(repo), "--base", "main", "--head", "skip-step"]) == 1
+        assert main(["check", "--repo", str(repo), "--base", "main", "--head", "skip-step",
+                     "--now", T1]) == 1
         assert "MP101" in capsys.readouterr().out
 
         # --- merge the good PR: compile, publish, the router picks the new serial up ----

@@ -87,6 +87,17 @@ def now_option(func: F) -> F:
     )(func)
 
 
+def judgement_now_option(func: F) -> F:
+    return click.option(
+        "--now",
+        "now_text",
+        default=None,
+        metavar="TIME",
+        help="Judge at this time (RFC 3339, e.g. 2026-03-20T10:00:00Z). "
+        "Default: this machine's clock; commit dates are never trusted.",
+    )(func)
+
+
 def parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -114,7 +125,21 @@ def git_head(repo: Path) -> tuple[str, datetime] | None:
     return commit, datetime.fromtimestamp(int(stamp), tz=UTC)
 
 
+def system_now() -> datetime:
+    """The clock of the machine running the command (whole seconds, UTC)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def judgement_now(now_text: str | None) -> datetime:
+    """"Now" for every judgement (check, plan, explain, bot): ``--now`` or the runner's
+    clock, never a commit date (SPEC 2.1 rule 5: a commit date is whatever its author
+    wrote)."""
+    return parse_time(now_text) if now_text else system_now()
+
+
 def resolve_now(now_text: str | None, repo: Path, tree: SourceTree | None = None) -> datetime:
+    """"Now" for ``compile`` and ``validate``: ``--now``, else the commit's time (for
+    reproducible bytes: ``issued_at`` is stamped from the commit), else the clock."""
     if now_text:
         return parse_time(now_text)
     if isinstance(tree, GitTree):
@@ -122,7 +147,7 @@ def resolve_now(now_text: str | None, repo: Path, tree: SourceTree | None = None
     head = git_head(repo)
     if head is not None:
         return head[1]
-    return datetime.now(UTC).replace(microsecond=0)
+    return system_now()
 
 
 def open_tree(repo: Path | None, rev: str | None = None) -> tuple[Path, SourceTree]:

@@ -26,10 +26,9 @@ from modelpin.cli.common import (
     default_repo,
     emit_diagnostics,
     format_option,
-    now_option,
-    parse_time,
+    judgement_now,
+    judgement_now_option,
     repo_option,
-    resolve_now,
     warn,
 )
 from modelpin.diagnostics import Diagnostic, error, has_errors
@@ -137,16 +136,19 @@ class _Judged:
         return self.head_result.source_lines(path) or self.base_result.source_lines(path)
 
 
-def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None) -> _Judged:
+def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
+           fmt: str = "text") -> _Judged:
     root = repo if repo is not None else default_repo()
     base_tree = _git_tree(root, base_rev)
     head_tree = _git_tree(root, head_rev)
-    now = parse_time(now_text) if now_text else head_tree.commit_time
+    now = judgement_now(now_text)
     cache: ParseCache = {}
     base_result = load_fleet(base_tree, base_tree.commit_time, cache=cache)
     head_result = load_fleet(head_tree, now, cache=cache)
     if has_errors(head_result.diagnostics) or head_result.fleet is None:
-        emit_diagnostics(head_result.diagnostics, "text", head_result.source_lines, {})
+        shown = fmt if fmt in ("json", "github") else "text"
+        emit_diagnostics(head_result.diagnostics, shown, head_result.source_lines,
+                         {"head": head_tree.commit, "valid": False})
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
     base = _fleet_or_fail(base_result, f"base {base_rev}")
     head = FleetContext.build(head_result.fleet)
@@ -180,12 +182,12 @@ def _history_for(
 @repo_option
 @click.option("--base", "base_rev", required=True, metavar="REF", help="The base revision.")
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
-@now_option
+@judgement_now_option
 @format_option("text", "github", "json")
 def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
           fmt: str) -> int:
     """Judge every tenant change between two commits as a stage transition."""
-    judged = _judge(repo, base_rev, head_rev, now_text)
+    judged = _judge(repo, base_rev, head_rev, now_text, fmt)
     diagnostics = judged.diagnostics()
     tenants = {c.tenant for c in judged.changes}
     summary: dict[str, object] = {
@@ -205,7 +207,7 @@ def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @repo_option
 @click.option("--base", "base_rev", required=True, metavar="REF", help="The base revision.")
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
-@now_option
+@judgement_now_option
 @format_option("markdown", "json")
 def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
          fmt: str) -> int:
@@ -228,7 +230,7 @@ def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @click.argument("alias", required=False)
 @repo_option
 @click.option("--rev", default=None, metavar="REF", help="Explain this git revision.")
-@now_option
+@judgement_now_option
 @format_option("text", "json")
 def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
             now_text: str | None, fmt: str) -> int:
@@ -239,7 +241,7 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         tree = GitTree(root, rev) if rev else DirectoryTree(root)
     except TreeError as exc:
         raise CommandError(str(exc)) from None
-    now = resolve_now(now_text, root, tree)
+    now = judgement_now(now_text)
     if isinstance(tree, DirectoryTree):
         # The work tree: reuse the last validated fleet while no file has changed.
         cache_dir = root / ".modelpin" / "cache"

@@ -39,7 +39,7 @@ from modelpin import __version__
 from modelpin.diagnostics import Diagnostic
 from modelpin.load.document import Document
 from modelpin.load.fleet import ParseCache
-from modelpin.load.tree import DirectoryTree, blob_id_of
+from modelpin.load.tree import DirectoryTree, Refused, blob_id_of
 
 CACHE_FILE = "compile-cache.pickle"
 CACHE_FORMAT = 2
@@ -207,6 +207,9 @@ class StatIndexedTree:
 
     def files(self) -> list[str]:
         return self.tree.files()
+
+    def refused(self) -> list[Refused]:
+        return self.tree.refused()
 
     def read(self, path: str) -> bytes:
         data = self._pending.pop(path, None)

@@ -16,18 +16,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modelpin.diagnostics import Diagnostic, error, warning
+from modelpin.diagnostics import Diagnostic, error
 from modelpin.load.document import Document, parse
 from modelpin.load.layout import (
     ARTIFACT,
     COMPATIBILITY,
-    IGNORED_SUFFIXES,
     REQUIRED,
     ROLLOUT_GROUPS,
     SIGNALS,
-    layout_hint,
+    is_folder_readme,
     model_for,
     stem,
+    unexpected,
 )
 from modelpin.load.references import CrossCheck
 from modelpin.load.tree import SourceTree, blob_id_of
@@ -151,15 +151,19 @@ def load_fleet(
     gc.disable()
     try:
         paths = tree.files()
+        for item in tree.refused():
+            diagnostics.append(error(
+                "MP009", f"{item.what} in a config folder: config folders hold regular "
+                "files only; it was not read", item.path,
+                hint="commit the file itself (modelpin never follows links, submodules "
+                "or special files: what is judged must be what is published)"))
         total = len(paths)
         for i, path in enumerate(paths):
             model = model_for(path)
             if model is None:
-                if not path.endswith(IGNORED_SUFFIXES):
-                    diagnostics.append(
-                        warning("MP007", "file is not part of the config layout; ignored",
-                                path, hint=layout_hint(path))
-                    )
+                if not is_folder_readme(path):
+                    message, hint = unexpected(path)
+                    diagnostics.append(error("MP007", message, path, hint=hint))
                 continue
             doc, value, own = _load_file(tree, path, model, cache)
             documents[path] = doc

@@ -16,10 +16,20 @@ ARTIFACT = "policies/artifact.yaml"
 SIGNALS = "policies/signals.yaml"
 COMPATIBILITY = "model_versions/compatibility.yaml"
 REQUIRED = (ROLLOUT_GROUPS, COMPATIBILITY)
-IGNORED_SUFFIXES = (".md", ".txt")
+FOLDER_README = "README.md"
+"""The one file a config folder may hold besides config: ``<folder>/README.md`` at the
+folder's top (never read). Any other file, ``.md`` and ``.txt`` included, is an error:
+a config folder holds nothing the gate does not judge."""
+
+
+def is_folder_readme(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 2 and parts[1] == FOLDER_README
 
 
 def model_for(path: str) -> type[BaseModel] | None:
+    if "/." in path or path.startswith("."):
+        return None  # hidden files and folders are never config
     if path == ROLLOUT_GROUPS:
         return RolloutPolicy
     if path == ARTIFACT:
@@ -42,6 +52,17 @@ def stem(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     return name.rsplit(".", 1)[0]
 
+
+
+def unexpected(path: str) -> tuple[str, str]:
+    """(message, hint) for a file that is not part of the layout (an error: never
+    silently skipped)."""
+    if "/." in path:
+        return ("hidden file or folder in a config folder",
+                "config folders hold only config files: remove it (editor and tool "
+                "files belong outside policies/, model_versions/, tenants/, evidence/)")
+    return ("file is not part of the config layout",
+            layout_hint(path) + f"; only <folder>/{FOLDER_README} may sit beside config")
 
 
 def layout_hint(path: str) -> str:

@@ -8,6 +8,7 @@ compare two commits of a repository whatever is in its work tree.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,32 +23,75 @@ class TreeError(Exception):
     """The tree cannot be read at all (missing directory, unknown revision)."""
 
 
+@dataclass(frozen=True, order=True)
+class Refused:
+    """An entry of a config folder that is not a regular file: never read, never followed.
+
+    ``what`` names the kind ("a symbolic link", "a submodule", "a FIFO", ...). The target
+    of a link is deliberately not kept: a link to ``/proc/self/environ`` must not make
+    the gate print it.
+    """
+
+    path: str
+    what: str
+
+
 class SourceTree(Protocol):
     label: str
 
     def files(self) -> list[str]:
-        """Repo-relative POSIX paths of every file under the config folders, sorted."""
+        """Repo-relative POSIX paths of every regular file under the config folders, sorted."""
+        ...
+
+    def refused(self) -> list[Refused]:
+        """Entries under the config folders that are not regular files (sorted)."""
         ...
 
     def read(self, path: str) -> bytes: ...
 
 
-def _walk(directory: str, rel: str, found: list[str]) -> None:
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def _walk(directory: str, rel: str, found: list[str], refused: list[Refused]) -> None:
+    """Every entry, hidden ones included (the layout rejects them by name): regular files
+    are listed, directories entered (never through a link), anything else refused."""
     with os.scandir(directory) as entries:
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                _walk(entry.path, f"{rel}/{entry.name}", found)
-            elif entry.is_file():
-                found.append(f"{rel}/{entry.name}")
+            path = f"{rel}/{entry.name}"
+            if entry.is_symlink():
+                refused.append(Refused(path, "a symbolic link"))
+            elif entry.is_dir(follow_symlinks=False):
+                _walk(entry.path, path, found, refused)
+            elif entry.is_file(follow_symlinks=False):
+                found.append(path)
+            else:
+                refused.append(Refused(path, _kind_of(entry.stat(follow_symlinks=False).st_mode)))
 
 
 @dataclass
 class DirectoryTree:
+    """The config folders of a directory. Only regular files are listed and read:
+    symlinks (to files, to folders, dangling), FIFOs, sockets and devices are
+    ``refused()``, never followed, and ``read`` opens with ``O_NOFOLLOW`` and checks
+    the opened file is regular, so a file swapped for a link after the walk is not read
+    either."""
+
     root: Path
     label: str = ""
     _listing: list[str] | None = field(init=False, default=None, repr=False)
+    _refused: list[Refused] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -60,17 +104,45 @@ class DirectoryTree:
         """Listed once per tree (a scandir walk, relative paths built as strings)."""
         if self._listing is None:
             found: list[str] = []
+            refused: list[Refused] = []
             root = str(self.root)
             for top in CONFIG_DIRS:
-                if os.path.isdir(os.path.join(root, top)):
-                    _walk(os.path.join(root, top), top, found)
+                try:
+                    mode = os.lstat(os.path.join(root, top)).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(mode):
+                    _walk(os.path.join(root, top), top, found, refused)
+                else:
+                    refused.append(Refused(top, _kind_of(mode)))
             found.sort()
+            refused.sort()
             self._listing = found
+            self._refused = refused
         return list(self._listing)
 
+    def refused(self) -> list[Refused]:
+        self.files()
+        return list(self._refused)
+
     def read(self, path: str) -> bytes:
-        with open(os.path.join(self.root, path), "rb") as fh:
-            return fh.read()
+        fd = os.open(os.path.join(self.root, path), os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{path} is no longer a regular file")
+            with os.fdopen(fd, "rb") as fh:
+                fd = -1
+                return fh.read()
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+"""A FIFO put in place of a file after the walk must not block the open."""
+
+GIT_MODES = {"120000": "a symbolic link", "160000": "a submodule"}
 
 
 @dataclass
@@ -84,6 +156,7 @@ class GitTree:
     commit_time: datetime = field(init=False, default=datetime.min.replace(tzinfo=UTC))
     _blobs: dict[str, str] = field(init=False, default_factory=dict, repr=False)
     _data: dict[str, bytes] | None = field(init=False, default=None, repr=False)
+    _refused: list[Refused] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.repo = Path(self.repo)
@@ -100,9 +173,12 @@ class GitTree:
             if not entry:
                 continue
             meta, path = entry.split("\t", 1)
-            _mode, kind, sha = meta.split()
-            if kind == "blob":
+            mode, kind, sha = meta.split()
+            if kind == "blob" and mode in ("100644", "100755"):
                 self._blobs[path] = sha
+            else:
+                self._refused.append(Refused(path, GIT_MODES.get(mode, f"a git {kind}")))
+        self._refused.sort()
 
     def _git(self, *args: str) -> str:
         try:
@@ -119,6 +195,9 @@ class GitTree:
 
     def files(self) -> list[str]:
         return sorted(self._blobs)
+
+    def refused(self) -> list[Refused]:
+        return list(self._refused)
 
     def blob_id(self, path: str) -> str:
         return self._blobs[path]

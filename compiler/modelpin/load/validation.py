@@ -125,5 +125,8 @@ def diagnostics_for(
             if kind not in _OWN_MESSAGES:
                 msg = f"{msg}, got {_describe_input(err.get('input'))}"
             message = f"{where}: {msg}" if loc else msg
+        ctx_hint = (err.get("ctx") or {}).get("hint")
+        if hint is None and isinstance(ctx_hint, str):
+            hint = ctx_hint
         out.append(error(code, message, doc.path, line, col, hint))
     return out

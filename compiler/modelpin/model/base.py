@@ -8,7 +8,7 @@ location back to the YAML node, so messages here never repeat file or line.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -38,14 +38,23 @@ IDS_ONLY: dict[str, Any] = {"additionalProperties": False}
 key rule, which alone lets any other key through."""
 
 
-def rule_error(message: str, *at: str | int) -> PydanticCustomError:
+def rule_error(message: str, *at: str | int, hint: str | None = None) -> PydanticCustomError:
     """A rule across fields, broken at the value ``at`` (a path below the model).
 
     Raised from a model validator, so the diagnostic points at the value that breaks the
     rule rather than at the whole mapping (the loader reads ``ctx["at"]``; a missing
-    value falls back to its nearest existing parent).
+    value falls back to its nearest existing parent). ``hint`` becomes the diagnostic's
+    hint.
     """
-    return PydanticCustomError("rule", "{message}", {"message": message, "at": at})
+    ctx: dict[str, Any] = {"message": message, "at": at}
+    if hint is not None:
+        ctx["hint"] = hint
+    return PydanticCustomError("rule", "{message}", ctx)
+
+
+def field_error(message: str, hint: str) -> PydanticCustomError:
+    """A field's own rule broken, with a hint (raise it from a field validator)."""
+    return PydanticCustomError("value_error", "{message}", {"message": message, "hint": hint})
 
 
 def is_hundredths(value: float) -> bool:
@@ -94,4 +103,34 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^\d+[mhd]$", "examples": ["24h", "30d"]}),
+]
+
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(value: Any) -> datetime:
+    """An RFC 3339 date-time with an offset, as a string (JSON) or a YAML timestamp."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("time has no UTC offset: write e.g. 2026-03-19T22:00:00Z")
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 time with an offset, e.g. 2026-03-19T22:00:00Z"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed.astimezone(UTC)  # 9999-12-31T23:59:59-01:00 has no UTC form
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{value!r} is not a valid time: {exc}") from None
+    return parsed
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]

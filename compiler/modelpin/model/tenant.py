@@ -15,8 +15,16 @@ from pydantic import (
     model_validator,
 )
 
-from modelpin.model.base import IDS_ONLY, Identifier, StrictModel, is_hundredths, rule_error
+from modelpin.model.base import (
+    IDS_ONLY,
+    Identifier,
+    StrictModel,
+    Timestamp,
+    is_hundredths,
+    rule_error,
+)
 from modelpin.model.model_version import ModelKind
+from modelpin.model.trust import Email, SignOffKey, duplicate_key_error
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
@@ -51,14 +59,28 @@ def _percent(value: float) -> float:
 
 
 class BetsSuiteRef(StrictModel):
-    id: Identifier
-    version: int = Field(ge=1)
+    """A BETS suite and its version: typed strictly (``"7"`` or ``true`` is no version)."""
+
+    id: Identifier = Field(strict=True)
+    version: int = Field(ge=1, strict=True)
+
+
+Contact = SignOffKey
+"""A technical contact of the tenant: the sign-off key for manual-approval steps."""
 
 
 class Approval(StrictModel):
-    percent: float
-    by: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    at: AwareDatetime
+    """A sign-off for entering ladder step ``percent`` (SPEC 2.1 rule 4).
+
+    ``sig`` is the base64 Ed25519 signature (by ``by``'s key) over the DSSE PAE of the
+    canonical approval statement (``modelpin.approvals``); absent only while no approver
+    keys are configured.
+    """
+
+    percent: float = Field(strict=True)
+    by: Email
+    at: Timestamp
+    sig: str | None = Field(default=None, strict=True, max_length=200)
 
     _check_percent = field_validator("percent")(_percent)
 
@@ -111,10 +133,18 @@ class Tenant(StrictModel):
     override_allowed: bool = False
     failure_policy: FailurePolicy = "fallback-stable"
     bets_suite: BetsSuiteRef | None = None
+    contacts: list[SignOffKey] = Field(default=[], max_length=64)
     tools: dict[ToolName, dict[str, Any]] = {}
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     owner: str | None = None
     notes: str | None = None
+
+    @model_validator(mode="after")
+    def _contacts(self) -> Tenant:
+        problem = duplicate_key_error(self.contacts, "contacts")
+        if problem is not None:
+            raise problem
+        return self
 
 
 def format_time(value: datetime) -> str:
