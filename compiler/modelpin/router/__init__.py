@@ -3,7 +3,8 @@
 Usage::
 
     router = Router("https://artifacts.example/routing-table.dsse.json",
-                    trusted_keys(["<base64 public key>"]),
+                    root="/etc/gateway/modelpin-1.root.json",   # or: trusted_keys([...])
+                    max_staleness=2 * 86400,             # freeze-attack bound (seconds)
                     state_file="/var/lib/gateway/modelpin-floor.json",
                     session_store=RedisSessionStore.from_url("redis://..."))
     router.start()                       # load now, then hot-reload in the background
@@ -16,11 +17,14 @@ Depends on ``modelpin.signing`` only, never on the compiler.
 
 from .bucketing import basis_points, bucket, in_canary
 from .errors import (
+    ExpiredRootError,
     ExpiredTableError,
     MalformedTableError,
     OversizeTableError,
     ResolveError,
     RollbackError,
+    RootRejected,
+    RootVersionError,
     RouterError,
     SerialConflictError,
     SourceError,
@@ -30,8 +34,10 @@ from .errors import (
     UnknownAliasError,
     UnknownTenantError,
     UnsignedTableError,
+    UntrustedTableError,
 )
 from .floor import Floor
+from .root import Root
 from .router import RefreshResult, Router, RouterStatus, trusted_keys
 from .sessions import (
     InMemorySessionStore,
@@ -48,6 +54,7 @@ __all__ = [
     "CANARY",
     "STABLE",
     "Decision",
+    "ExpiredRootError",
     "ExpiredTableError",
     "FileSource",
     "Floor",
@@ -59,6 +66,9 @@ __all__ = [
     "RefreshResult",
     "ResolveError",
     "RollbackError",
+    "Root",
+    "RootRejected",
+    "RootVersionError",
     "Router",
     "RouterError",
     "RouterStatus",
@@ -77,6 +87,7 @@ __all__ = [
     "UnknownAliasError",
     "UnknownTenantError",
     "UnsignedTableError",
+    "UntrustedTableError",
     "basis_points",
     "bucket",
     "in_canary",
