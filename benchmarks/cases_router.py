@@ -29,6 +29,8 @@ NAMES: dict[str, tuple[str, str, str, str]] = {
                  "payload JSON"),
     "e-swap-latency": ("8 reload", "resolve p99 during 100 swaps vs without swaps", "µs",
                        "no swaps"),
+    "f-record": ("9 telemetry", "resolve + record/s vs resolve alone/s (in-memory store)",
+                 "/s", "resolve alone"),
 }
 
 
@@ -67,6 +69,7 @@ def router_rows(tenants: int, quick: bool,
         ("6", lambda: rc.case_redis(), ""),
         ("7", lambda: rc.case_load(n_tenants=tenants, memory_tenants=memory_tenants), ""),
         ("8", lambda: rc.case_swap_latency(), ""),
+        ("9", lambda: rc.case_record(n_tenants=tenants), f" ({tenants:,} tenants)"),
     ]
     rows: list[Row] = []
     for key, call, suffix in calls:

@@ -352,14 +352,51 @@ def case_swap_latency(n_tenants: int = 1000, swaps: int = 100) -> list[Row]:
     return [_row("e-swap-latency", "resolve_p99_us", b, q, "report", True)]
 
 
+# --- (f) resolve + record vs resolve alone ----------------------------------------------
+
+
+def case_record(n_tenants: int = 1000) -> list[Row]:
+    """A healthy request's router work with telemetry (resolve, then ``record`` of its
+    latency) against resolve alone, interleaved on the same router and sessions."""
+    key = signing.generate_private_key()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, env = build_signed_table(n_tenants, key)
+        router = _router(env, key, Path(tmp),
+                         session_store=InMemorySessionStore(max_sessions=1_000_000))
+        resolve, record = router.resolve, router.record
+        for s in SESSIONS:
+            record(TENANT, ALIAS, resolve(TENANT, ALIAS, s), latency=0.5)
+
+        def alone() -> int:
+            for s in SESSIONS:
+                resolve(TENANT, ALIAS, s)
+            return len(SESSIONS)
+
+        def with_record() -> int:
+            for s in SESSIONS:
+                record(TENANT, ALIAS, resolve(TENANT, ALIAS, s), latency=0.5)
+            return len(SESSIONS)
+
+        alone_rates, record_rates = [], []
+        for _ in range(7):
+            alone_rates.append(_median_rate(alone, runs=1))
+            record_rates.append(_median_rate(with_record, runs=1))
+    ratio = statistics.median(r / a for r, a in zip(record_rates, alone_rates, strict=True))
+    return [_row("f-record", "resolve_record_per_s_vs_resolve_per_s",
+                 statistics.median(record_rates), statistics.median(alone_rates), ">= 0.8x",
+                 ratio >= 0.8, ratio)]
+
+
 def all_cases() -> list[Row]:
     rows: list[Row] = []
-    for case in (case_resolve_and_unleash, case_redis, case_load, case_swap_latency):
+    for case in (case_resolve_and_unleash, case_redis, case_load, case_swap_latency,
+                 case_record):
         rows.extend(case())
     return rows
 
 
 if __name__ == "__main__":
-    for case in (case_resolve_and_unleash, case_redis, case_load, case_swap_latency):
+    for case in (case_resolve_and_unleash, case_redis, case_load, case_swap_latency,
+                 case_record):
         for row in case():
             print(json.dumps(row), flush=True)

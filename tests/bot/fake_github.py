@@ -1,14 +1,20 @@
 """A small GitHub REST API on 127.0.0.1 for the bot's tests: real HTTP, documented shapes.
 
 Implements only the endpoints the bot calls (list/create/update pulls, add labels,
-list/create issue comments), records every request, and can be told to answer the
-next matching request with an injected status (403 + retry-after, 502...).
+list/create issue comments, list/create issues), records every request, and can be
+told to answer the next matching request with an injected status (403 + retry-after,
+502...) or a delay. Lists are paginated as documented: ``per_page`` (default 30, max
+100), ``page``, and a ``Link`` header with ``rel="next"``/``rel="last"`` absolute URLs.
+The issues list includes pull requests (with a ``pull_request`` key), as GitHub's does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +37,11 @@ class Injection:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    when: Callable[[Any], bool] | None = None
+    """Only requests whose JSON body satisfies this (e.g. one tenant's PR)."""
+    times: int = 1
+    delay: float = 0.0
+    """Seconds to wait before answering (a timeout, when longer than the client's)."""
 
 
 class FakeGitHub:
@@ -38,6 +49,7 @@ class FakeGitHub:
         self.owner, self.repo, self.token = owner, repo, token
         self.pulls: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.issues: dict[int, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self.injections: list[Injection] = []
         self._next = 1
@@ -52,6 +64,10 @@ class FakeGitHub:
                 fake._serve(self)
 
             do_GET = do_POST = do_PATCH = _handle
+
+            def handle_one_request(self) -> None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle_one_request()  # the client gave up (a timeout test)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
@@ -89,7 +105,9 @@ class FakeGitHub:
                     h.command, url.path, query, body, {k.lower(): v for k, v in h.headers.items()}
                 )
             )
-            status, headers, payload = self._route(h, url.path, query, body)
+            status, headers, payload, delay = self._route(h, url.path, query, body)
+        if delay:
+            time.sleep(delay)
         data = json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
@@ -101,11 +119,39 @@ class FakeGitHub:
 
     def _route(
         self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
-    ) -> tuple[int, dict[str, str], Any]:
+    ) -> tuple[int, dict[str, str], Any, float]:
         for inj in self.injections:
-            if inj.method == h.command and inj.path == path:
-                self.injections.remove(inj)
-                return inj.status, inj.headers, inj.body or {"message": "injected"}
+            if inj.method == h.command and inj.path == path and (
+                inj.when is None or inj.when(body)
+            ):
+                inj.times -= 1
+                if inj.times <= 0:
+                    self.injections.remove(inj)
+                return inj.status, inj.headers, inj.body or {"message": "injected"}, inj.delay
+        return (*self._api(h, path, query, body), 0.0)
+
+    def _page(
+        self, path: str, query: dict[str, str], items: list[Any]
+    ) -> tuple[int, dict[str, str], Any]:
+        per_page = min(int(query.get("per_page", "30")), 100)
+        page = int(query.get("page", "1"))
+        last = max(1, -(-len(items) // per_page))
+        headers: dict[str, str] = {}
+        if last > 1:
+            def link(n: int) -> str:
+                rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "page")
+                return f"<{self.url}{path}?{rest}&page={n}>"
+            rels = []
+            if page < last:
+                rels += [f'{link(page + 1)}; rel="next"', f'{link(last)}; rel="last"']
+            if page > 1:
+                rels += [f'{link(1)}; rel="first"', f'{link(page - 1)}; rel="prev"']
+            headers["Link"] = ", ".join(rels)
+        return 200, headers, items[(page - 1) * per_page : page * per_page]
+
+    def _api(
+        self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, str], Any]:
         if h.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, {}, {"message": "Bad credentials", "status": "401"}
         prefix = f"/repos/{self.owner}/{self.repo}/"
@@ -121,7 +167,7 @@ class FakeGitHub:
                 if (not branch or (owner == self.owner and p["head"]["ref"] == branch))
                 and (state == "all" or p["state"] == state)
             ]
-            return 200, {}, sorted(found, key=lambda p: -p["number"])
+            return self._page(path, query, sorted(found, key=lambda p: -p["number"]))
         if parts == ["pulls"] and h.command == "POST":
             return self._create(body)
         if len(parts) == 2 and parts[0] == "pulls" and h.command == "PATCH":
@@ -148,7 +194,7 @@ class FakeGitHub:
         if len(parts) == 3 and parts[0] == "issues" and parts[2] == "comments":
             thread = self.comments.setdefault(int(parts[1]), [])
             if h.command == "GET":
-                return 200, {}, thread
+                return self._page(path, query, thread)
             comment = {
                 "id": 1000 + len(thread),
                 "body": body["body"],
@@ -156,6 +202,33 @@ class FakeGitHub:
             }
             thread.append(comment)
             return 201, {}, comment
+        if parts == ["issues"] and h.command == "GET":
+            state = query.get("state", "open")
+            wanted = set(filter(None, query.get("labels", "").split(",")))
+            every = [*self.issues.values(),
+                     *({**p, "pull_request": {"url": p["url"]}} for p in self.pulls.values())]
+            found = [
+                i for i in every
+                if (state == "all" or i["state"] == state)
+                and wanted <= {label["name"] for label in i["labels"]}
+            ]
+            return self._page(path, query, sorted(found, key=lambda i: -i["number"]))
+        if parts == ["issues"] and h.command == "POST":
+            if not body.get("title"):
+                return 422, {}, {"message": "Validation Failed", "errors": [
+                    {"resource": "Issue", "field": "title", "code": "missing_field"}]}
+            number = self._next
+            self._next += 1
+            issue = {
+                "number": number, "state": "open", "title": body["title"],
+                "body": body.get("body"),
+                "html_url": f"https://github.com/{self.owner}/{self.repo}/issues/{number}",
+                "url": f"https://api.github.com/repos/{self.owner}/{self.repo}/issues/{number}",
+                "labels": [{"id": i + 1, "name": n, "color": "ededed", "default": False}
+                           for i, n in enumerate(body.get("labels", []))],
+            }
+            self.issues[number] = issue
+            return 201, {"Location": issue["url"]}, issue
         return 404, {}, {"message": "Not Found"}
 
     def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:

@@ -195,3 +195,65 @@ def test_timeouts_are_retried() -> None:
         gh = GitHubClient(http, "acme", "fleet", "t", sleep=lambda s: None)
         assert gh.find_pr(BRANCH) is None
     assert len(attempts) == 2
+
+
+def test_comments_follow_link_pagination_past_the_first_100(
+    client: GitHubClient, fake: FakeGitHub
+) -> None:
+    pr = client.create_pr(BRANCH, "main", "t", "b")
+    fake.comments[pr.number] = [
+        {"id": i, "body": f"c{i}", "user": {"login": "x"}} for i in range(250)
+    ]
+    bodies = client.comments(pr.number)
+    assert bodies == [f"c{i}" for i in range(250)]
+    pages = [r.query.get("page", "1") for r in fake.requests
+             if r.path.endswith(f"/issues/{pr.number}/comments")]
+    assert pages == ["1", "2", "3"]
+
+
+def test_pagination_never_follows_a_link_to_another_host(
+    client: GitHubClient, fake: FakeGitHub
+) -> None:
+    pr = client.create_pr(BRANCH, "main", "t", "b")
+    fake.inject("GET", f"/repos/acme/fleet/issues/{pr.number}/comments", 200,
+                headers={"Link": '<https://evil.example/steal?page=2>; rel="next"'},
+                body=[{"id": 1, "body": "x"}])
+    with pytest.raises(GitHubError, match="pagination link to another host refused"):
+        client.comments(pr.number)
+
+
+def test_retry_after_as_an_http_date(fake: FakeGitHub, sleeper: Sleeper) -> None:
+    # RFC 9110: Retry-After = HTTP-date / delay-seconds; the wall clock is pinned
+    now = 1_774_440_000.0  # 2026-03-25T12:00:00Z
+    fake.inject("GET", "/repos/acme/fleet/pulls", 429,
+                headers={"Retry-After": "Wed, 25 Mar 2026 12:00:30 GMT"})
+    with httpx.Client(base_url=fake.url, timeout=5) as http:
+        client = GitHubClient(http, "acme", "fleet", "t0k", sleep=sleeper,
+                              wall_clock=lambda: now)
+        assert client.find_pr(BRANCH) is None
+    assert sleeper.calls == [30.0]
+
+
+@pytest.mark.parametrize("value", ["soon", "Wed, 99 Foo 2026 25:00:00 GMT", "nan"])
+def test_an_unreadable_retry_after_waits_a_minute_not_a_traceback(
+    fake: FakeGitHub, sleeper: Sleeper, value: str
+) -> None:
+    fake.inject("GET", "/repos/acme/fleet/pulls", 403, headers={"Retry-After": value})
+    with httpx.Client(base_url=fake.url, timeout=5) as http:
+        client = GitHubClient(http, "acme", "fleet", "t0k", sleep=sleeper)
+        assert client.find_pr(BRANCH) is None
+    assert sleeper.calls == [60.0]
+
+
+def test_issues_are_found_by_marker_and_prs_are_not_issues(
+    client: GitHubClient, fake: FakeGitHub
+) -> None:
+    client.create_pr(BRANCH, "main", "t", "<!-- key -->")  # a PR with the marker
+    assert client.find_issue("<!-- key -->", "modelpin") is None
+    for i in range(120):  # more than one page of other issues
+        client.create_issue(f"other {i}", f"<!-- other {i} -->", ["modelpin"])
+    made = client.create_issue("incident", "report <!-- key -->", ["modelpin", "escalate"])
+    found = client.find_issue("<!-- key -->", "modelpin")
+    assert found is not None and found.number == made.number
+    listing = [r for r in fake.requests if r.path.endswith("/issues") and r.method == "GET"]
+    assert listing[-1].query.get("page") == "2"

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from modelpin.bot.decisions import NextStep, RolloutRef, decide
-from modelpin.bot.telemetry import JsonFileTelemetry, PrometheusTelemetry, TelemetryError
+from modelpin.bot.prometheus import PrometheusTelemetry
+from modelpin.bot.telemetry import JsonFileTelemetry, TelemetryError
 from modelpin.model.signals import SignalsPolicy
 
 from .conftest import TELEMETRY
@@ -196,5 +197,19 @@ def test_bad_promql_and_many_series_are_clear_errors(prometheus, signals_policy)
 def test_unreachable_server_is_a_clear_error(signals_policy) -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{_free_port()}") as http:
         source = PrometheusTelemetry(http, _test_policy(signals_policy), timeout=1)
-        with pytest.raises(TelemetryError, match=r"prometheus at http://127\.0\.0\.1"):
+        with pytest.raises(
+            TelemetryError, match=r"prometheus http://127\.0\.0\.1:[0-9]+: .*no signal has data"
+        ):
             source.observe("clean", ALIAS)
+
+
+def test_all_rollouts_in_one_batch_query_per_template(prometheus, signals_policy) -> None:
+    """Five rollouts, 11 templates: 11 queries (not 110), same observations as one by one."""
+    url, at = prometheus
+    with httpx.Client(base_url=url) as http:
+        source = PrometheusTelemetry(http, _test_policy(signals_policy), at=at)
+        batch = source.observe_all([(case, ALIAS) for case in CASES])
+        assert source.queries_sent == 11
+        assert not batch.problems and not batch.general
+        for case in CASES:
+            assert batch.rollouts[(case, ALIAS)] == source.observe(case, ALIAS)

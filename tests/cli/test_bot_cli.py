@@ -46,10 +46,13 @@ def repo(tmp_path: Path) -> Path:
     git(work, "remote", "add", "origin", str(origin))
     git(work, "push", "-q", "origin", "main")
     (tmp_path / "telemetry.json").write_text(json.dumps(telemetry(
-        cohort("e1", "primary", "stable"), cohort("e1", "primary", "canary", requests=6000,
-                                                  tool_calls=2400, tool_call_failures=23,
-                                                  tasks=1200, tasks_completed=1141,
-                                                  coercions=12, downstream_errors=18),
+        # e1: healthy with enough data for the confidence sequence (--looks sequential)
+        cohort("e1", "primary", "stable", requests=80000, tool_calls=32000,
+               tool_call_failures=320, tasks=16000, tasks_completed=15200, coercions=160,
+               downstream_errors=240),
+        cohort("e1", "primary", "canary", requests=24000, tool_calls=9600,
+               tool_call_failures=92, tasks=4800, tasks_completed=4564,
+               coercions=48, downstream_errors=72),
         cohort("e2", "primary", "stable"), cohort("e2", "primary", "canary", requests=6000,
                                                   tool_calls=2400, tool_call_failures=120,
                                                   tasks=1200, tasks_completed=1000,

@@ -134,3 +134,29 @@ def test_a_tool_name_outside_the_schema_is_a_payload_error(tmp_path: Path) -> No
 def test_serial_must_be_positive(fleet: Fleet) -> None:
     with pytest.raises(PayloadError):
         build(fleet, Header(0, "0" * 40, NOW, NOW))
+
+
+def test_tenant_coercions_reach_the_router(tmp_path: Path) -> None:
+    spec = FleetSpec(tenants={})
+    spec.add(tenant("t1", coercions=["strip-json-fences", "number-as-string"],
+                    tools={"lookup": {"type": "object"}}))
+    spec.add(tenant("t2"))
+    fleet = load(spec.write(tmp_path / "repo"))
+    payload = build(fleet, HEADER)
+    doc = json.loads(payload)
+    assert doc["tenants"]["t1"]["coercions"] == ["strip-json-fences", "number-as-string"]
+    assert "coercions" not in doc["tenants"]["t2"]  # absent = none: older tables unchanged
+    jsonschema.validate(doc, SCHEMA)
+    table = parse_payload(payload, hashlib.sha256(payload).hexdigest())
+    assert table.tenants["t1"].coercions == ("strip-json-fences", "number-as-string")
+    assert table.tenants["t2"].coercions == ()
+
+
+def test_an_unknown_coercion_is_a_diagnostic_at_its_position(tmp_path: Path) -> None:
+    spec = FleetSpec(tenants={})
+    spec.add(tenant("t1", coercions=["strip-json-fence"]))
+    result = load_fleet(DirectoryTree(spec.write(tmp_path / "repo")), NOW)
+    assert result.fleet is None
+    [diag] = [d for d in result.diagnostics if d.severity == "error"]
+    assert diag.file.endswith("tenants/t1.yaml") and diag.line > 1 and diag.col > 1
+    assert "strip-json-fence" in diag.message and "strip-json-fences" in diag.message

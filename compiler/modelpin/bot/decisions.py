@@ -9,9 +9,13 @@ Rules, in order:
    one-sided confidence interval at the signal's ``confidence``: the lower bound above
    ``tolerance`` **fails** (significantly worse than allowed), the upper bound below
    ``tolerance`` **passes** (significantly within the margin), else **inconclusive**.
-   Rates use the two-proportion (Agresti–Caffo adjusted Wald) interval, means a
-   Welch-style z on mean, std and count (an unreported std is taken as 0.5, the widest
-   spread of a score in 0..1, which can only make the verdict more cautious).
+   Rates use the Agresti–Caffo interval for a difference of proportions, means
+   Welch's interval (t at the Welch–Satterthwaite df; an unreported std is taken as
+   0.5, the widest spread of a score in 0..1, which can only make the verdict more
+   cautious). With ``looks="sequential"`` both use the normal-mixture confidence
+   sequence instead (:mod:`modelpin.bot.stats`): valid at every look at once, so a
+   loop that looks every few seconds does not trip more often than ``confidence``
+   says. A tenant may override a signal's action (``signal_actions`` in its file).
 2. Per rollout: any fail -> the most severe failing signal's action (rollback > pause >
    escalate); all pass and the rollout engine allows the next step -> advance; anything
    else -> hold, with every reason. Inconclusive data never advances and never rolls back.
@@ -23,7 +27,7 @@ this module does not know the transition rules and must not grow a second copy.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from statistics import NormalDist
@@ -31,10 +35,15 @@ from typing import Any, Literal
 
 from modelpin.model.signals import FailAction, SignalName, SignalPolicy, SignalsPolicy
 
+from . import stats
 from .observations import MeanObservation, Observation, RateObservation, RolloutTelemetry
 
 Result = Literal["pass", "fail", "inconclusive"]
 ProposalKind = Literal["advance", "rollback", "pause", "escalate", "hold"]
+Looks = Literal["fixed", "sequential"]
+"""``fixed``: one look at a fixed window. ``sequential``: a look of many (always valid)."""
+SEQUENTIAL_TUNED_AT = 4
+"""The confidence sequence is tightest at this many times ``min_samples`` per cohort."""
 
 UNREPORTED_STD = 0.5
 _SEVERITY: dict[str, int] = {"rollback": 3, "pause": 2, "escalate": 1}
@@ -97,6 +106,8 @@ class SignalVerdict:
     regression: float | None = None
     interval: tuple[float, float] | None = None
     action: FailAction = "rollback"
+    method: str = ""
+    """The interval used: agresti-caffo, welch, or either + confidence-sequence."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -151,8 +162,14 @@ def judge_signal(
     stable: Observation | None,
     canary: Observation | None,
     limit: float | None = None,
+    *,
+    action: FailAction | None = None,
+    looks: Looks = "fixed",
 ) -> SignalVerdict:
-    """The verdict of one signal; ``limit`` is the effective absolute bound."""
+    """The verdict of one signal; ``limit`` is the effective absolute bound.
+
+    ``action`` overrides the policy's (a tenant's ``signal_actions``).
+    """
     threshold = policy.tolerance
     base = SignalVerdict(
         signal=name,
@@ -166,7 +183,7 @@ def judge_signal(
         confidence=policy.confidence,
         threshold=threshold,
         limit=limit,
-        action=policy.action,
+        action=action or policy.action,
     )
     if stable is None or canary is None:
         missing = " and ".join(c for c, o in (("stable", stable), ("canary", canary)) if o is None)
@@ -185,15 +202,26 @@ def judge_signal(
     worse_sign = 1.0 if policy.direction == "lower_is_better" else -1.0
     canary_value = canary.value
     assert canary_value is not None  # samples >= min_samples >= 1
-    z = NormalDist().inv_cdf(policy.confidence)
+    alpha = 1.0 - policy.confidence
     if isinstance(stable, RateObservation) and isinstance(canary, RateObservation):
-        diff, se = _two_proportion(canary, stable)
+        diff = canary.events / canary.total - stable.events / stable.total
+        centre, se = stats.agresti_caffo(canary.events, canary.total, stable.events, stable.total)
+        method, z = "agresti-caffo", NormalDist().inv_cdf(policy.confidence)
     else:
         assert isinstance(stable, MeanObservation) and isinstance(canary, MeanObservation)
-        diff, se = _welch(canary, stable)
+        sc = UNREPORTED_STD if canary.std is None else canary.std
+        ss = UNREPORTED_STD if stable.std is None else stable.std
+        diff, se, df = stats.welch(canary.mean, sc, canary.count, stable.mean, ss, stable.count)
+        centre = diff
+        method, z = "welch", stats.t_ppf(policy.confidence, df)
+    if looks == "sequential":
+        n = min(canary.samples, stable.samples)
+        z = stats.sequential_multiplier(n, alpha, SEQUENTIAL_TUNED_AT * policy.min_samples)
+        method += " + confidence-sequence"
     regression = worse_sign * diff
-    low, high = regression - z * se, regression + z * se
-    base = replace(base, regression=regression, interval=(low, high))
+    mid = worse_sign * centre
+    low, high = mid - z * se, mid + z * se
+    base = replace(base, regression=regression, interval=(low, high), method=method)
 
     if limit is not None and worse_sign * (canary_value - limit) > 0:
         side = "above the maximum" if worse_sign > 0 else "below the minimum"
@@ -228,26 +256,6 @@ def judge_signal(
     )
 
 
-def _two_proportion(canary: RateObservation, stable: RateObservation) -> tuple[float, float]:
-    """Difference of proportions (canary - stable) and its Agresti–Caffo standard error.
-
-    Adding one event and one non-event per cohort keeps the interval honest near 0 and
-    1, where the bare Wald interval collapses to zero width.
-    """
-    diff = canary.events / canary.total - stable.events / stable.total
-    pc = (canary.events + 1) / (canary.total + 2)
-    ps = (stable.events + 1) / (stable.total + 2)
-    se = math.sqrt(pc * (1 - pc) / (canary.total + 2) + ps * (1 - ps) / (stable.total + 2))
-    return diff, se
-
-
-def _welch(canary: MeanObservation, stable: MeanObservation) -> tuple[float, float]:
-    sc = UNREPORTED_STD if canary.std is None else canary.std
-    ss = UNREPORTED_STD if stable.std is None else stable.std
-    se = math.sqrt(sc * sc / canary.count + ss * ss / stable.count)
-    return canary.mean - stable.mean, se
-
-
 def two_proportion_z(canary: RateObservation, stable: RateObservation) -> float:
     """The classic pooled two-proportion z statistic (canary - stable), for reports."""
     n1, n2 = canary.total, stable.total
@@ -257,7 +265,14 @@ def two_proportion_z(canary: RateObservation, stable: RateObservation) -> float:
     return 0.0 if se == 0 else diff / se
 
 
-def judge_signals(policy: SignalsPolicy, telemetry: RolloutTelemetry) -> tuple[SignalVerdict, ...]:
+def judge_signals(
+    policy: SignalsPolicy,
+    telemetry: RolloutTelemetry,
+    *,
+    actions: Mapping[SignalName, FailAction] | None = None,
+    looks: Looks = "fixed",
+) -> tuple[SignalVerdict, ...]:
+    overrides = actions or {}
     return tuple(
         judge_signal(
             name,
@@ -265,6 +280,8 @@ def judge_signals(policy: SignalsPolicy, telemetry: RolloutTelemetry) -> tuple[S
             telemetry.stable.signals.get(name),
             telemetry.canary.signals.get(name),
             limit=policy.effective_limit(name),
+            action=overrides.get(name),
+            looks=looks,
         )
         for name, signal in policy.signals.items()
     )
@@ -281,13 +298,16 @@ def decide(
     next_step_allowed: bool,
     next_step: NextStep | None,
     blocked_reasons: Sequence[str] = (),
+    actions: Mapping[SignalName, FailAction] | None = None,
+    looks: Looks = "fixed",
 ) -> Proposal:
     """Judge one rollout in flight; the engine's answer about the next step is an input.
 
     ``next_step`` is what the engine would do next (``None`` when there is none);
-    ``next_step_allowed`` and ``blocked_reasons`` are its verdict on it.
+    ``next_step_allowed`` and ``blocked_reasons`` are its verdict on it. ``actions``
+    are the tenant's overrides of the policy's action per signal.
     """
-    verdicts = judge_signals(policy, telemetry)
+    verdicts = judge_signals(policy, telemetry, actions=actions, looks=looks)
     failures = tuple(
         {"kind": f.kind, "detail": f.detail, "ref": f.ref} for f in telemetry.canary.failures
     )

@@ -72,12 +72,42 @@ class ProposalGit:
         self.author_name = author_name
         self.author_email = author_email
 
-    def propose(self, branch: str, files: Mapping[str, str], message: str) -> BranchResult:
-        """Put ``files`` (repo-relative path -> new text) on ``branch`` over the remote main."""
-        g = self.repo.git
+    def fetch_main(self) -> str:
+        """Fetch the remote's main; its commit (the base every proposal is built on)."""
         base = self._fetch(self.main)
         if base is None:
             raise GitAdapterError(f"remote {self.remote} has no branch {self.main}")
+        return base
+
+    def read(self, commit: str, path: str) -> str:
+        """``path`` as ``commit`` has it (the remote main's text, not the checkout's)."""
+        try:
+            data = self.repo.git.show(f"{commit}:{path}", strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise GitAdapterError(f"{path} is not in {self.remote}/{self.main}: {exc}") from exc
+        return str(data)
+
+    def branch_text(self, branch: str, path: str) -> str | None:
+        """``path`` on the remote's ``branch``, or None (no branch, or no such file)."""
+        tip = self._fetch(branch)
+        if tip is None:
+            return None
+        try:
+            return str(self.repo.git.show(f"{tip}:{path}", strip_newline_in_stdout=False))
+        except git.GitCommandError:
+            return None
+
+    def propose(
+        self, branch: str, files: Mapping[str, str], message: str, *, base: str | None = None
+    ) -> BranchResult:
+        """Put ``files`` (repo-relative path -> new text) on ``branch`` over the remote main.
+
+        ``base`` is the main commit the edit was built from (default: fetch it now); the
+        branch is built on that commit, so a main that moved since cannot be reverted.
+        """
+        g = self.repo.git
+        if base is None:
+            base = self.fetch_main()
         tree = self._tree_with(base, files)
         if tree == g.rev_parse(f"{base}^{{tree}}"):
             return BranchResult("no-change", branch, None, base)
@@ -109,7 +139,10 @@ class ProposalGit:
             raise GitAdapterError(f"cannot reach remote {self.remote}: {exc}") from exc
         if not listed.strip():
             return None
-        g.fetch(self.remote, f"+refs/heads/{branch}:refs/modelpin/remote/{branch}")
+        try:
+            g.fetch(self.remote, f"+refs/heads/{branch}:refs/modelpin/remote/{branch}")
+        except git.GitCommandError as exc:
+            raise GitAdapterError(f"cannot fetch {branch} from {self.remote}: {exc}") from exc
         return str(g.rev_parse(f"refs/modelpin/remote/{branch}"))
 
     def _tree_with(self, base: str, files: Mapping[str, str]) -> str:

@@ -1,7 +1,9 @@
 """GitHub REST API client for the bot's pull requests, over an injected ``httpx.Client``.
 
 Only what the bot needs: find the PR of a branch, create, update (PATCH only when the
-title or body changed), add labels, comment. Mutating calls are spaced by at least
+title or body changed), add labels, comment, and the issues ``escalate`` opens. Lists
+follow the ``Link: <...>; rel="next"`` header to the last page (never to another host:
+the token goes only to the API it was given for). Mutating calls are spaced by at least
 ``min_interval`` seconds (GitHub asks for a second between content-creating requests).
 Rate limits are honoured: ``retry-after``, else ``x-ratelimit-reset`` when
 ``x-ratelimit-remaining`` is 0. 5xx answers and timeouts are retried a bounded number
@@ -11,9 +13,12 @@ of times with exponential backoff. ``sleep`` and the clocks are injectable for t
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -54,6 +59,29 @@ class PullRequest:
             labels=tuple(str(label["name"]) for label in data.get("labels", [])),
             merged=data.get("merged_at") is not None,
         )
+
+
+@dataclass(frozen=True)
+class Issue:
+    number: int
+    html_url: str
+    state: str
+    title: str
+    body: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Issue:
+        return cls(
+            number=int(data["number"]),
+            html_url=str(data.get("html_url", "")),
+            state=str(data.get("state", "open")),
+            title=str(data.get("title") or ""),
+            body=str(data.get("body") or ""),
+        )
+
+
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+MAX_PAGES = 100
 
 
 class GitHubClient:
@@ -105,10 +133,9 @@ class GitHubClient:
 
     def find_pr(self, branch: str) -> PullRequest | None:
         """The PR whose head is ``branch`` in this repository: open first, else the newest."""
-        data = self._request(
-            "GET",
+        data = self._pages(
             self._path("pulls"),
-            params={"head": f"{self.owner}:{branch}", "state": "all", "per_page": "100"},
+            {"head": f"{self.owner}:{branch}", "state": "all", "per_page": "100"},
         )
         prs = [PullRequest.from_json(item) for item in data]
         prs = [p for p in prs if p.head_ref == branch]
@@ -150,10 +177,29 @@ class GitHubClient:
         return missing
 
     def comments(self, number: int) -> list[str]:
-        data = self._request(
-            "GET", self._path(f"issues/{number}/comments"), params={"per_page": "100"}
-        )
+        """Every comment of an issue or PR (all pages)."""
+        data = self._pages(self._path(f"issues/{number}/comments"), {"per_page": "100"})
         return [str(c.get("body") or "") for c in data]
+
+    def find_issue(self, marker: str, label: str) -> Issue | None:
+        """The issue (not PR) labelled ``label`` whose body has ``marker``: open first."""
+        data = self._pages(
+            self._path("issues"), {"labels": label, "state": "all", "per_page": "100"}
+        )
+        found = [
+            Issue.from_json(i) for i in data
+            if isinstance(i, dict) and "pull_request" not in i and marker in (i.get("body") or "")
+        ]
+        if not found:
+            return None
+        return sorted(found, key=lambda i: (i.state == "open", i.number))[-1]
+
+    def create_issue(self, title: str, body: str, labels: Sequence[str]) -> Issue:
+        data = self._request(
+            "POST", self._path("issues"),
+            json={"title": title, "body": body, "labels": list(labels)},
+        )
+        return Issue.from_json(data)
 
     def comment(self, number: int, body: str) -> None:
         self._request("POST", self._path(f"issues/{number}/comments"), json={"body": body})
@@ -163,6 +209,29 @@ class GitHubClient:
     def _path(self, tail: str) -> str:
         return f"/repos/{self.owner}/{self.repo}/{tail}"
 
+    def _pages(self, path: str, params: dict[str, str]) -> list[Any]:
+        """A list endpoint, every page: follows ``Link: rel="next"`` on the same host."""
+        items: list[Any] = []
+        url: str = path
+        query: dict[str, str] | None = params
+        for _ in range(MAX_PAGES):
+            data, link = self._request("GET", url, params=query, with_link=True)
+            if not isinstance(data, list):
+                raise GitHubError(None, f"GET {path}: expected a list, got {type(data).__name__}")
+            items.extend(data)
+            match = _NEXT.search(link or "")
+            if match is None:
+                return items
+            url, query = self._same_host(match.group(1)), None
+        raise GitHubError(None, f"GET {path}: more than {MAX_PAGES} pages")
+
+    def _same_host(self, url: str) -> str:
+        target = httpx.URL(url)
+        base = self.http.base_url
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise GitHubError(None, f"pagination link to another host refused: {url}")
+        return url
+
     def _space_mutation(self) -> None:
         if self._last_mutation is not None:
             wait = self.min_interval - (self._monotonic() - self._last_mutation)
@@ -170,7 +239,7 @@ class GitHubClient:
                 self._sleep(wait)
         self._last_mutation = self._monotonic()
 
-    def _request(self, method: str, path: str, **kw: Any) -> Any:
+    def _request(self, method: str, path: str, *, with_link: bool = False, **kw: Any) -> Any:
         mutating = method != "GET"
         attempt = 0
         while True:
@@ -185,7 +254,12 @@ class GitHubClient:
                 attempt += 1
                 continue
             if response.is_success:
-                return response.json() if response.content else None
+                try:
+                    data = response.json() if response.content else None
+                except ValueError:
+                    raise GitHubError(response.status_code,
+                                      f"{method} {path}: the answer is not JSON") from None
+                return (data, response.headers.get("link")) if with_link else data
             wait = self._rate_limit_wait(response)
             retryable = wait is not None or response.status_code >= 500
             if retryable and attempt < self.max_retries:
@@ -199,13 +273,32 @@ class GitHubClient:
             return None
         retry_after = response.headers.get("retry-after")
         if retry_after is not None:
-            return self._bounded(float(retry_after))
+            return self._bounded(self._retry_after_seconds(retry_after))
         if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = float(response.headers.get("x-ratelimit-reset", "0"))
+            try:
+                reset = float(response.headers.get("x-ratelimit-reset", "0"))
+            except ValueError:
+                reset = self._wall_clock() + 60.0
             return self._bounded(max(0.0, reset - self._wall_clock()) + 1.0)
         if "rate limit" in response.text.lower():
             return self._bounded(60.0)  # a secondary limit without headers: wait a minute
         return None  # a plain 403: permissions, not a limit
+
+    def _retry_after_seconds(self, value: str) -> float:
+        """``Retry-After``: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return 60.0  # unreadable: wait a minute, as for a bare secondary limit
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = when.timestamp() - self._wall_clock()
+        if seconds != seconds:  # NaN
+            return 60.0
+        return max(0.0, seconds)
 
     def _bounded(self, seconds: float) -> float:
         if seconds > self.max_wait:

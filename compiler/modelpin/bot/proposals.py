@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 from . import report
 from .decisions import Proposal
 from .git import BranchResult, commit_message
-from .github import PullRequest
+from .github import Issue, PullRequest
 
 PublishStatus = Literal[
     "dry-run", "opened", "updated", "unchanged", "foreign", "no-change", "closed", "skipped"
@@ -25,7 +25,9 @@ FOREIGN_NOTE = "<!-- modelpin-bot: foreign-commits -->"
 
 
 class GitAdapter(Protocol):
-    def propose(self, branch: str, files: Mapping[str, str], message: str) -> BranchResult: ...
+    def propose(
+        self, branch: str, files: Mapping[str, str], message: str, *, base: str | None = None
+    ) -> BranchResult: ...
 
 
 class PullRequests(Protocol):
@@ -35,6 +37,8 @@ class PullRequests(Protocol):
     def add_labels(self, pr: PullRequest, labels: Sequence[str]) -> tuple[str, ...]: ...
     def comments(self, number: int) -> list[str]: ...
     def comment(self, number: int, body: str) -> None: ...
+    def find_issue(self, marker: str, label: str) -> Issue | None: ...
+    def create_issue(self, title: str, body: str, labels: Sequence[str]) -> Issue: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ def publish(
     *,
     evidence: Sequence[str] = (),
     base: str = "main",
+    base_commit: str | None = None,
 ) -> PublishResult:
     """Make the proposal a pull request; ``tenant_file_path`` is relative to the repo root.
 
@@ -113,7 +118,8 @@ def publish(
         return result("dry-run")
 
     pushed = git_adapter.propose(
-        branch, {tenant_file_path: new_text}, commit_message_for(proposal, tenant_file_path)
+        branch, {tenant_file_path: new_text}, commit_message_for(proposal, tenant_file_path),
+        base=base_commit,
     )
     if pushed.status == "no-change":
         return result("no-change", detail=f"{base} already has this change")
@@ -140,8 +146,38 @@ def publish(
     if pr is None or pr.state != "open":
         pr = github_client.create_pr(branch, base, title, body)
         status: PublishStatus = "opened"
+    elif branch_moved:
+        pr, _ = github_client.update_pr(pr, title, body)
+        status = "updated"
     else:
-        pr, changed = github_client.update_pr(pr, title, body)
-        status = "updated" if changed or branch_moved else "unchanged"
+        # The same edit is already proposed: the PR keeps the report it was opened
+        # (or last updated) with; fresh numbers alone do not rewrite it.
+        status = "unchanged"
     github_client.add_labels(pr, labels_for(proposal))
     return result(status, pr)
+
+
+def escalate(
+    proposal: Proposal,
+    github_client: PullRequests,
+    dry_run: bool,
+    *,
+    evidence: Sequence[str] = (),
+) -> PublishResult:
+    """Open one issue with the incident report per rollout and candidate.
+
+    Deduplicated like PRs: an open issue for the same rollout and candidate is left as
+    it is (it already reports the incident); one a human closed is not reopened.
+    """
+    title = report.issue_title(proposal)
+    body = report.issue_body(proposal, evidence)
+    where = f"issue:{proposal.rollout.tenant}/{proposal.rollout.alias}"
+    if dry_run:
+        return PublishResult("dry-run", where, title, body)
+    found = github_client.find_issue(report.issue_key(proposal), "modelpin")
+    if found is not None:
+        status: PublishStatus = "unchanged" if found.state == "open" else "closed"
+        detail = "" if found.state == "open" else "the issue was closed; not reopened"
+        return PublishResult(status, where, title, body, found.number, found.html_url, detail)
+    issue = github_client.create_issue(title, body, ["modelpin", "escalate"])
+    return PublishResult("opened", where, title, body, issue.number, issue.html_url)

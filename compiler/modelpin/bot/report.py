@@ -54,15 +54,39 @@ def body(proposal: Proposal, plan_markdown: str, evidence: Sequence[str] = ()) -
     return "\n".join(parts)
 
 
-def _incident(proposal: Proposal, plan_markdown: str, evidence: Sequence[str]) -> str:
+def issue_key(proposal: Proposal) -> str:
+    """What an escalation issue is deduplicated by: the rollout and its candidate."""
+    r = proposal.rollout
+    return f"<!-- modelpin-bot-issue: {r.tenant}/{r.alias}/{r.candidate} -->"
+
+
+def issue_title(proposal: Proposal) -> str:
+    r = proposal.rollout
+    signals = ", ".join(v.signal for v in proposal.breached)
+    return f"modelpin: {r.tenant}/{r.alias} canary {r.candidate} needs a human ({signals})"
+
+
+def issue_body(proposal: Proposal, evidence: Sequence[str] = ()) -> str:
+    """The incident report of an ``escalate``: same report, no change proposed."""
+    return _incident(proposal, "", evidence, escalate=True) + issue_key(proposal) + "\n"
+
+
+def _incident(
+    proposal: Proposal, plan_markdown: str, evidence: Sequence[str], *, escalate: bool = False
+) -> str:
     r = proposal.rollout
     breached = proposal.breached
+    action = (
+        "The policy asks a human to decide: nothing was changed. Roll back with a PR "
+        "setting `stage: rolled-back`, or close this issue to keep the canary."
+        if escalate else
+        f"This PR rolls it back: new sessions go to the pin `{r.pin}` at once."
+    )
     parts = [
         "## Incident report",
         "",
         f"The canary of `{r.candidate}` for `{r.tenant}` / `{r.alias}` regressed at "
-        f"{_pct(r.percent)} of traffic ({r.stage} since {_time(r)}). This PR rolls it back: "
-        f"new sessions go to the pin `{r.pin}` at once.",
+        f"{_pct(r.percent)} of traffic ({r.stage} since {_time(r)}). {action}",
         "",
         "### Breached signals",
         "",
@@ -98,7 +122,7 @@ def _incident(proposal: Proposal, plan_markdown: str, evidence: Sequence[str]) -
         _table(proposal.verdicts),
         "",
         *_evidence(proposal, evidence),
-        *_plan(plan_markdown),
+        *([] if escalate else _plan(plan_markdown)),
         *_footer(proposal),
     ]
     return "\n".join(parts)
@@ -158,7 +182,8 @@ def _val(x: float | None) -> str:
 def _bound(v: SignalVerdict) -> str:
     if v.interval is None:
         return "n/a"
-    return f"{v.interval[0]:.4g} .. {v.interval[1]:.4g} ({v.confidence:.0%})"
+    method = f", {v.method}" if v.method else ""
+    return f"{v.interval[0]:.4g} .. {v.interval[1]:.4g} ({v.confidence:.0%}{method})"
 
 
 def _threshold(v: SignalVerdict) -> str:

@@ -1,32 +1,32 @@
-"""Telemetry sources: a JSON file (the embedded default) and a Prometheus server.
+"""Telemetry sources and the one validation every source's numbers go through.
 
-Both answer :meth:`TelemetrySource.observe` with a :class:`RolloutTelemetry` of the
-stable and canary cohorts of one tenant's alias. The file format is documented in
-``docs/telemetry.md``; its JSON Schema is ``telemetry.schema.json`` next to this module
-(generated from :class:`TelemetryFile`, a test keeps the two equal).
+A source answers :meth:`TelemetrySource.observe_all` for every rollout in flight at
+once with a :class:`TelemetryBatch`: the :class:`RolloutTelemetry` of each, and the
+problems found, per rollout and in general. One bad record never stops the others: it
+is refused (its cohort has no data, so its signals are inconclusive) and reported.
+
+Sources: the JSON file here (format in ``docs/telemetry.md``; its JSON Schema is
+``telemetry.schema.json`` next to this module, generated from :class:`TelemetryFile`)
+and Prometheus (:mod:`modelpin.bot.prometheus`). Both build observations with
+:func:`rate_observation` and :func:`mean_observation`: impossible data (a part over its
+whole, a 0..1 score of 5.0, a negative count) is refused with the same message from
+either source, never clamped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-import httpx
 from pydantic import Field, ValidationError, model_validator
 
 from modelpin.model.base import Duration, Identifier, StrictModel, format_duration
-from modelpin.model.signals import (
-    SIGNAL_NAMES,
-    MeanQueries,
-    RateQueries,
-    SignalName,
-    SignalsPolicy,
-    render_query,
-)
+from modelpin.model.signals import SIGNAL_NAMES, SignalName
 
 from .observations import (
     Cohort,
@@ -40,30 +40,101 @@ from .observations import (
 
 SCHEMA_PATH = Path(__file__).with_name("telemetry.schema.json")
 COHORTS: tuple[Cohort, ...] = ("stable", "canary")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Default cap on a telemetry file: 10,000 rollouts take about 6 MB."""
+MAX_JSON_DEPTH = 32
+RolloutKey = tuple[str, str]
 
 
 class TelemetryError(Exception):
-    """Telemetry could not be read: a bad file, an unreachable or failing server."""
+    """Telemetry could not be read at all: a bad file, an unreachable or failing server."""
+
+
+class InvalidObservation(ValueError):
+    """A number that cannot be true (a part over its whole, a score outside 0..1)."""
+
+
+@dataclass(frozen=True)
+class TelemetryBatch:
+    """What a source observed for the rollouts asked about, and what it refused.
+
+    ``rollouts`` has an entry for every key asked (empty cohorts when there is no data);
+    ``problems`` the refused records per rollout; ``general`` the problems that concern
+    no single rollout (a failing query, a record without a readable key).
+    """
+
+    rollouts: Mapping[RolloutKey, RolloutTelemetry]
+    problems: Mapping[RolloutKey, tuple[str, ...]] = field(default_factory=dict)
+    general: tuple[str, ...] = ()
 
 
 class TelemetrySource(Protocol):
-    def observe(self, tenant: str, alias: str) -> RolloutTelemetry:
-        """Both cohorts of ``tenant``/``alias``; signals without data are left out."""
+    def observe_all(self, keys: Sequence[RolloutKey]) -> TelemetryBatch:
+        """Both cohorts of every (tenant, alias) in ``keys``; signals without data left out."""
         ...
+
+
+# --- the one validation --------------------------------------------------------------
+
+# signal -> (events counter, trials counter) of the file format
+RATE_FIELDS: dict[SignalName, tuple[str, str]] = {
+    "tool_call_failure_rate": ("tool_call_failures", "tool_calls"),
+    "task_completion_rate": ("tasks_completed", "tasks"),
+    "coercion_rate": ("coercions", "requests"),
+    "downstream_error_rate": ("downstream_errors", "requests"),
+}
+MEAN_BOUNDS: dict[SignalName, tuple[float, float]] = {"semantic_similarity": (0.0, 1.0)}
+assert set(RATE_FIELDS) | set(MEAN_BOUNDS) == set(SIGNAL_NAMES)
+
+
+def _count(name: str, value: float) -> int:
+    """A counter: finite, not negative; a counter read as a float is rounded, not clamped."""
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise InvalidObservation(f"`{name}` is {value!r}, not a finite count")
+    if value < 0:
+        raise InvalidObservation(f"`{name}` is negative ({value:g})")
+    return int(value) if isinstance(value, int) else round(value)
+
+
+def rate_observation(signal: SignalName, events: float, total: float) -> RateObservation:
+    """Events out of trials, refused when impossible (same message from every source)."""
+    part, whole = RATE_FIELDS[signal]
+    e, t = _count(part, events), _count(whole, total)
+    if e > t:
+        raise InvalidObservation(f"`{part}` ({e}) exceeds `{whole}` ({t})")
+    return RateObservation(events=e, total=t)
+
+
+def mean_observation(
+    signal: SignalName, mean: float, count: float, std: float | None = None
+) -> MeanObservation:
+    """A sample mean within the signal's bounds, a count and an optional spread."""
+    n = _count("count", count)
+    low, high = MEAN_BOUNDS[signal]
+    if not math.isfinite(mean) or not low <= mean <= high:
+        raise InvalidObservation(
+            f"`{signal}` mean {mean!r} is outside {low:g}..{high:g}"
+        )
+    if std is not None and (not math.isfinite(std) or std < 0 or std > (high - low)):
+        raise InvalidObservation(
+            f"`{signal}` std {std!r} is not a spread of values in {low:g}..{high:g}"
+        )
+    return MeanObservation(mean=mean, count=n, std=std)
 
 
 # --- the JSON file -------------------------------------------------------------------
 
 Count = Annotated[int, Field(ge=0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class SimilarityRecord(StrictModel):
     """Either the raw ``samples`` (scores in 0..1) or their ``mean``, ``count``, ``std``."""
 
-    samples: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
-    mean: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    samples: list[Score] | None = None
+    mean: Score | None = None
     count: Count | None = None
-    std: Annotated[float, Field(ge=0.0)] | None = None
+    std: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> SimilarityRecord:
@@ -72,6 +143,7 @@ class SimilarityRecord(StrictModel):
             raise ValueError("give either `samples` or `mean`/`count`/`std`, not both")
         if self.samples is None and None in summary:
             raise ValueError("give `samples`, or both `mean` and `count`")
+        self.observation()
         return self
 
     def observation(self) -> MeanObservation:
@@ -83,15 +155,15 @@ class SimilarityRecord(StrictModel):
                 if n > 1
                 else None
             )
-            return MeanObservation(mean=mean, count=n, std=std)
+            return mean_observation("semantic_similarity", mean, n, std)
         assert self.mean is not None and self.count is not None
-        return MeanObservation(mean=self.mean, count=self.count, std=self.std)
+        return mean_observation("semantic_similarity", self.mean, self.count, self.std)
 
 
 class FailureRecord(StrictModel):
-    kind: str
-    detail: str
-    ref: str | None = None
+    kind: str = Field(max_length=200)
+    detail: str = Field(max_length=2000)
+    ref: str | None = Field(default=None, max_length=200)
 
 
 class CohortRecord(StrictModel):
@@ -109,38 +181,28 @@ class CohortRecord(StrictModel):
     semantic_similarity: SimilarityRecord | None = None
     coercions: Count | None = None
     downstream_errors: Count | None = None
-    sample_failures: list[FailureRecord] = Field(default_factory=list)
+    sample_failures: list[FailureRecord] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _parts_within_wholes(self) -> CohortRecord:
-        for part, whole in _RATE_FIELDS.values():
+        for name, (part, whole) in RATE_FIELDS.items():
             p, w = getattr(self, part), getattr(self, whole)
             if p is not None and w is None:
                 raise ValueError(f"`{part}` needs `{whole}`")
-            if p is not None and w is not None and p > w:
-                raise ValueError(f"`{part}` ({p}) exceeds `{whole}` ({w})")
+            if p is not None and w is not None:
+                rate_observation(name, p, w)
         return self
 
     def telemetry(self) -> CohortTelemetry:
         signals: dict[SignalName, Observation] = {}
-        for name, (part, whole) in _RATE_FIELDS.items():
+        for name, (part, whole) in RATE_FIELDS.items():
             p, w = getattr(self, part), getattr(self, whole)
             if p is not None and w is not None:
-                signals[name] = RateObservation(events=p, total=w)
+                signals[name] = rate_observation(name, p, w)
         if self.semantic_similarity is not None:
             signals["semantic_similarity"] = self.semantic_similarity.observation()
         failures = tuple(SampleFailure(f.kind, f.detail, f.ref) for f in self.sample_failures)
         return CohortTelemetry(signals=signals, failures=failures)
-
-
-# signal -> (events counter, trials counter) of the file format
-_RATE_FIELDS: dict[SignalName, tuple[str, str]] = {
-    "tool_call_failure_rate": ("tool_call_failures", "tool_calls"),
-    "task_completion_rate": ("tasks_completed", "tasks"),
-    "coercion_rate": ("coercions", "requests"),
-    "downstream_error_rate": ("downstream_errors", "requests"),
-}
-assert set(_RATE_FIELDS) | {"semantic_similarity"} == set(SIGNAL_NAMES)
 
 
 class TelemetryFile(StrictModel):
@@ -150,16 +212,6 @@ class TelemetryFile(StrictModel):
     generated_at: datetime | None = None
     records: list[CohortRecord]
 
-    @model_validator(mode="after")
-    def _unique(self) -> TelemetryFile:
-        seen: set[tuple[str, str, str]] = set()
-        for r in self.records:
-            key = (r.tenant, r.alias, r.cohort)
-            if key in seen:
-                raise ValueError(f"two records for {r.tenant}/{r.alias} cohort {r.cohort}")
-            seen.add(key)
-        return self
-
 
 def telemetry_json_schema() -> dict[str, Any]:
     schema = TelemetryFile.model_json_schema()
@@ -168,26 +220,157 @@ def telemetry_json_schema() -> dict[str, Any]:
     return schema
 
 
-class JsonFileTelemetry:
-    """Telemetry from a JSON file (see ``docs/telemetry.md``), validated once on load."""
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
 
-    def __init__(self, data: TelemetryFile, source: str = "json") -> None:
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > 30:
+        raise ValueError(f"a {len(text)}-digit number is out of range for a counter")
+    return int(text)
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def parse_json_bytes(data: bytes, where: str) -> Any:
+    """JSON with the traps closed: UTF-8 only, finite numbers, bounded digits and depth."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TelemetryError(f"{where}: not UTF-8 (byte {exc.start}): {exc.reason}") from None
+    try:
+        raw = json.loads(
+            text, parse_float=_finite_float, parse_int=_int, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise TelemetryError(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise TelemetryError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise TelemetryError(f"{where}: {exc}") from None
+    if _depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise TelemetryError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return raw
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+class JsonFileTelemetry:
+    """Telemetry from a JSON file (see ``docs/telemetry.md``), each record validated alone.
+
+    A record that does not validate is refused with its index and reason; if its key is
+    readable, its rollout's cohort has no data and the rollout's problems say why. Two
+    records for one key are both refused.
+    """
+
+    def __init__(
+        self,
+        records: Mapping[tuple[str, str, str], CohortRecord],
+        *,
+        source: str = "json",
+        problems: Mapping[RolloutKey, tuple[str, ...]] | None = None,
+        general: Sequence[str] = (),
+    ) -> None:
         self._source = source
-        self._records: dict[tuple[str, str, str], CohortRecord] = {
-            (r.tenant, r.alias, r.cohort): r for r in data.records
-        }
+        self._records = dict(records)
+        self._problems = dict(problems or {})
+        self._general = tuple(general)
 
     @classmethod
-    def from_path(cls, path: Path) -> JsonFileTelemetry:
+    def from_data(cls, data: TelemetryFile, source: str = "json") -> JsonFileTelemetry:
+        return cls({(r.tenant, r.alias, r.cohort): r for r in data.records}, source=source)
+
+    @classmethod
+    def from_path(cls, path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> JsonFileTelemetry:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TelemetryError(f"{path}: cannot read telemetry: {exc}") from exc
-        try:
-            data = TelemetryFile.model_validate(raw)
-        except ValidationError as exc:
-            raise TelemetryError(f"{path}: invalid telemetry file:\n{exc}") from exc
-        return cls(data, source=f"file {path.name}")
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise TelemetryError(
+                    f"{path}: {size} bytes is over the {max_bytes}-byte cap on a telemetry "
+                    "file (raise it with --max-telemetry-mb, or split the fleet by --tenant)"
+                )
+            with path.open("rb") as fh:
+                data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise TelemetryError(f"{path}: cannot read telemetry: {exc.strerror}") from None
+        if len(data) > max_bytes:
+            raise TelemetryError(f"{path}: grew past the {max_bytes}-byte cap while read")
+        return cls.from_raw(parse_json_bytes(data, str(path)), source=f"file {path.name}",
+                            where=str(path))
+
+    @classmethod
+    def from_raw(cls, raw: Any, *, source: str, where: str) -> JsonFileTelemetry:
+        if not isinstance(raw, dict):
+            raise TelemetryError(f"{where}: a telemetry file is a JSON object")
+        if raw.get("version") != 1:
+            raise TelemetryError(f"{where}: `version` must be 1, got {raw.get('version')!r}")
+        extra = sorted(set(raw) - {"version", "generated_at", "records"})
+        if extra:
+            raise TelemetryError(f"{where}: unknown top-level key(s): {', '.join(extra)}")
+        items = raw.get("records")
+        if not isinstance(items, list):
+            raise TelemetryError(f"{where}: `records` must be a list")
+        records: dict[tuple[str, str, str], CohortRecord] = {}
+        problems: dict[RolloutKey, list[str]] = {}
+        general: list[str] = []
+        duplicates: set[tuple[str, str, str]] = set()
+        for index, item in enumerate(items):
+            key = _key_of(item)
+            try:
+                record = CohortRecord.model_validate(item)
+            except ValidationError as exc:
+                message = f"{where}: records[{index}] refused: {_brief(exc)}"
+                if key is None:
+                    general.append(message)
+                else:
+                    problems.setdefault(key[:2], []).append(message)
+                    duplicates.add(key)  # its cohort has no trustworthy record
+                continue
+            k: tuple[str, str, str] = (record.tenant, record.alias, record.cohort)
+            if k in records or k in duplicates:
+                problems.setdefault(k[:2], []).append(
+                    f"{where}: records[{index}] refused: a second record for "
+                    f"{k[0]}/{k[1]} cohort {k[2]}"
+                )
+                duplicates.add(k)
+                continue
+            records[k] = record
+        for k in duplicates:
+            records.pop(k, None)
+        return cls(
+            records,
+            source=source,
+            problems={k: tuple(v) for k, v in problems.items()},
+            general=general,
+        )
 
     def observe(self, tenant: str, alias: str) -> RolloutTelemetry:
         stable = self._records.get((tenant, alias, "stable"))
@@ -202,119 +385,19 @@ class JsonFileTelemetry:
             canary=canary.telemetry() if canary else CohortTelemetry({}),
         )
 
-
-# --- Prometheus ----------------------------------------------------------------------
-
-
-class PrometheusTelemetry:
-    """Telemetry from a Prometheus server's HTTP API (``GET /api/v1/query``).
-
-    ``http`` carries the base URL (and auth, if any); each signal's queries come from
-    the policy. ``at`` pins the evaluation time (unix seconds) for reproducible runs.
-    An empty result or NaN is "no data"; more than one series is an error, because the
-    bot would otherwise guess how to add them up.
-    """
-
-    def __init__(
-        self,
-        http: httpx.Client,
-        policy: SignalsPolicy,
-        *,
-        at: float | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        self._http = http
-        self._policy = policy
-        self._at = at
-        self._timeout = timeout
-        self._window = format_duration(policy.window)
-
-    def observe(self, tenant: str, alias: str) -> RolloutTelemetry:
-        cohorts: dict[Cohort, CohortTelemetry] = {}
-        for cohort in COHORTS:
-            values = {"tenant": tenant, "alias": alias, "cohort": cohort, "window": self._window}
-            signals: dict[SignalName, Observation] = {}
-            for name, signal in self._policy.signals.items():
-                obs = self._observe_signal(name, signal.prometheus, values)
-                if obs is not None:
-                    signals[name] = obs
-            cohorts[cohort] = CohortTelemetry(signals=signals)
-        return RolloutTelemetry(
-            tenant=tenant,
-            alias=alias,
-            window=self._window,
-            source=f"prometheus {self._http.base_url}",
-            stable=cohorts["stable"],
-            canary=cohorts["canary"],
+    def observe_all(self, keys: Sequence[RolloutKey]) -> TelemetryBatch:
+        wanted = set(keys)
+        return TelemetryBatch(
+            rollouts={k: self.observe(*k) for k in keys},
+            problems={k: v for k, v in self._problems.items() if k in wanted},
+            general=self._general,
         )
 
-    def _observe_signal(
-        self,
-        name: SignalName,
-        queries: RateQueries | MeanQueries | None,
-        values: Mapping[str, str],
-    ) -> Observation | None:
-        if queries is None:
-            raise TelemetryError(
-                f"signals.{name} has no `prometheus` queries in the signals policy"
-            )
-        if isinstance(queries, RateQueries):
-            events = self.query_scalar(render_query(queries.events, **values))
-            total = self.query_scalar(render_query(queries.total, **values))
-            if events is None or total is None:
-                return None
-            e, t = round(events), round(total)
-            return RateObservation(events=min(e, t), total=t)
-        count = self.query_scalar(render_query(queries.count, **values))
-        mean = self.query_scalar(render_query(queries.mean, **values))
-        if count is None or mean is None:
-            return None
-        std = self.query_scalar(render_query(queries.std, **values)) if queries.std else None
-        return MeanObservation(mean=mean, count=round(count), std=std)
 
-    def query_scalar(self, promql: str) -> float | None:
-        """Evaluate an instant query that must yield at most one sample."""
-        params: dict[str, str] = {"query": promql}
-        if self._at is not None:
-            params["time"] = f"{self._at:.3f}"
-        try:
-            response = self._http.get("/api/v1/query", params=params, timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise TelemetryError(
-                f"prometheus at {self._http.base_url} timed out after {self._timeout}s"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise TelemetryError(f"prometheus at {self._http.base_url}: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            detail = body.get("error") if isinstance(body, dict) else response.text[:200]
-            raise TelemetryError(
-                f"prometheus query failed (HTTP {response.status_code}): {detail}\n"
-                f"  query: {promql}"
-            )
-        return _single_value(body.get("data", {}), promql)
-
-
-def _single_value(data: Mapping[str, Any], promql: str) -> float | None:
-    kind, result = data.get("resultType"), data.get("result")
-    if kind == "scalar":
-        raw: Any = result[1] if isinstance(result, list) else None
-    elif kind == "vector" and isinstance(result, list):
-        if not result:
-            return None
-        if len(result) > 1:
-            raise TelemetryError(
-                f"prometheus query returned {len(result)} series, expected one "
-                f"(aggregate with sum()):\n  query: {promql}"
-            )
-        raw = result[0].get("value", [None, None])[1]
-    else:
-        raise TelemetryError(f"prometheus query returned a {kind}, expected a vector: {promql}")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError) as exc:
-        raise TelemetryError(f"prometheus returned a non-number {raw!r}: {promql}") from exc
-    return None if math.isnan(value) or math.isinf(value) else value
+def _key_of(item: Any) -> tuple[str, str, str] | None:
+    if not isinstance(item, dict):
+        return None
+    key = (item.get("tenant"), item.get("alias"), item.get("cohort"))
+    if all(isinstance(k, str) for k in key) and key[2] in COHORTS:
+        return key  # type: ignore[return-value]
+    return None

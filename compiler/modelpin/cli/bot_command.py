@@ -1,25 +1,27 @@
-"""``modelpin bot``: telemetry in, advance / pause / rollback pull requests out."""
+"""``modelpin bot``: telemetry in, advance / pause / rollback PRs and escalation issues out.
+
+Every rollout is judged, edited and published on its own: a refused telemetry record,
+a failing query, git or GitHub error on one rollout is printed as ``FAILED`` and the
+others go on; the exit status is 1 when anything failed or was refused.
+"""
 
 from __future__ import annotations
 
 import difflib
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 
-from modelpin.bot.cycle import Candidate, run_cycle
+from modelpin.bot.cycle import Candidate, Cycle, run_cycle
 from modelpin.bot.git import GitAdapterError, ProposalGit
 from modelpin.bot.github import GitHubClient, GitHubError
-from modelpin.bot.proposals import PUBLISHABLE, commit_message_for, publish
-from modelpin.bot.telemetry import (
-    JsonFileTelemetry,
-    PrometheusTelemetry,
-    TelemetryError,
-    TelemetrySource,
-)
-from modelpin.bot.yaml_edit import YamlEditError
+from modelpin.bot.prometheus import PrometheusTelemetry
+from modelpin.bot.proposals import PUBLISHABLE, commit_message_for, escalate, publish
+from modelpin.bot.telemetry import JsonFileTelemetry, TelemetryError, TelemetrySource
 from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -28,12 +30,14 @@ from modelpin.cli.common import (
     load,
     parse_time,
     repo_option,
+    warn,
 )
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext
 
 
-def _source(telemetry: str, signals: SignalsPolicy, timeout: float) -> TelemetrySource:
+def _source(telemetry: str, signals: SignalsPolicy, timeout: float, max_mb: float
+            ) -> TelemetrySource:
     if telemetry.startswith(("http://", "https://")):
         return PrometheusTelemetry(httpx.Client(base_url=telemetry, timeout=timeout), signals,
                                    timeout=timeout)
@@ -41,17 +45,25 @@ def _source(telemetry: str, signals: SignalsPolicy, timeout: float) -> Telemetry
     if not path.is_file():
         raise CommandError(f"--telemetry {telemetry}: no such file",
                            hint="a telemetry JSON file (docs/telemetry.md) or a Prometheus URL")
-    return JsonFileTelemetry.from_path(path)
+    try:
+        return JsonFileTelemetry.from_path(path, max_bytes=int(max_mb * 1024 * 1024))
+    except TelemetryError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
 
 
 def _show(candidate: Candidate, *, diff: bool) -> None:
     p = candidate.proposal
-    r = p.rollout
-    step = f" -> {p.next_step.describe()}" if p.next_step else ""
-    click.echo(f"{p.kind.upper():9} {r.tenant}/{r.alias} ({r.stage}"
-               f"{' ' + format(r.percent, 'g') if r.percent is not None else ''}){step}")
-    for reason in p.reasons:
-        click.echo(f"          {reason}")
+    r = candidate.rollout
+    state = f"{r.stage}{' ' + format(r.percent, 'g') if r.percent is not None else ''}"
+    if p is None:
+        click.echo(f"{'FAILED':9} {r.tenant}/{r.alias} ({state})")
+    else:
+        step = f" -> {p.next_step.describe()}" if p.next_step else ""
+        click.echo(f"{p.kind.upper():9} {r.tenant}/{r.alias} ({state}){step}")
+        for reason in p.reasons:
+            click.echo(f"          {reason}")
+    for problem in candidate.problems:
+        click.echo(f"          PROBLEM: {problem}")
     for refusal in candidate.check_reasons:
         click.echo(f"          REFUSED by check [{refusal.code}]: {refusal.message}")
     if diff and candidate.changes_file:
@@ -63,6 +75,12 @@ def _show(candidate: Candidate, *, diff: bool) -> None:
         click.echo("".join(lines), nl=False)
 
 
+def _has_remote(root: Path, remote: str) -> bool:
+    proc = subprocess.run(["git", "-C", str(root), "remote", "get-url", remote],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0
+
+
 @click.command()
 @click.option("--telemetry", required=True, metavar="FILE|URL",
               help="Telemetry JSON file (docs/telemetry.md) or a Prometheus server URL.")
@@ -71,27 +89,58 @@ def _show(candidate: Candidate, *, diff: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print proposals and diffs; touch nothing.")
 @click.option("--push", is_flag=True, help="Push one branch per proposal to the remote.")
 @click.option("--github", "repository", metavar="OWNER/REPO", default=None,
-              help="Open or update one pull request per proposal (needs --push; "
-              "token from GITHUB_TOKEN).")
+              help="Open or update one pull request per proposal, one issue per "
+              "escalation (needs --push; token from GITHUB_TOKEN).")
 @click.option("--github-api", default="https://api.github.com", show_default=True,
               help="GitHub REST API base URL (GitHub Enterprise: https://HOST/api/v3).")
 @click.option("--remote", default="origin", show_default=True)
 @click.option("--main-branch", "main_branch", default="main", show_default=True)
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Decide as of this time (default: the clock: telemetry is live).")
-@click.option("--timeout", default=10.0, show_default=True, help="Network timeout, seconds.")
+@click.option("--timeout", default=10.0, show_default=True,
+              help="Network deadline per request, seconds (from start to last byte).")
+@click.option("--retries", default=3, show_default=True,
+              help="GitHub: retries of a 5xx answer, a timeout or a rate limit.")
+@click.option("--github-interval", default=1.0, show_default=True,
+              help="GitHub: seconds between content-creating requests (GitHub asks for 1).")
+@click.option("--max-telemetry-mb", default=16.0, show_default=True,
+              help="Refuse a telemetry file larger than this.")
+@click.option("--looks", type=click.Choice(["sequential", "fixed"]), default="sequential",
+              show_default=True,
+              help="sequential: intervals valid however often the same rollout is looked "
+              "at (docs/statistics.md); fixed: a single look.")
 def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bool,
         push: bool, repository: str | None, github_api: str, remote: str, main_branch: str,
-        now_text: str | None, timeout: float) -> int:
+        now_text: str | None, timeout: float, retries: int, github_interval: float,
+        max_telemetry_mb: float, looks: str) -> int:
     """Judge every rollout in flight from telemetry and propose the next step as a PR.
 
+    Proposals are built from the remote's main (fetched), never from the checkout.
     Without --push (or with --dry-run) it only prints what it would propose. It never
     pushes to the main branch and never merges.
     """
     if repository and not push and not dry_run:
         raise CommandError("--github needs --push (or --dry-run to preview)")
+    if timeout <= 0 or max_telemetry_mb <= 0 or retries < 0 or github_interval < 0:
+        raise CommandError("--timeout and --max-telemetry-mb must be positive, --retries "
+                           "and --github-interval not negative")
     now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
-    result, root = load(repo, None, now.isoformat())
+    preview = dry_run or not push
+    root = repo if repo is not None else Path.cwd()
+    git_adapter: ProposalGit | None = None
+    base: str | None = None
+    if _has_remote(root, remote):
+        try:
+            git_adapter = ProposalGit(root, remote=remote, main=main_branch)
+            base = git_adapter.fetch_main()
+        except GitAdapterError as exc:
+            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    elif not preview:
+        raise CommandError(f"no remote {remote!r} to push to",
+                           hint="the bot builds proposals on the remote's main branch")
+    elif repo is not None or (Path.cwd() / ".git").exists():
+        warn(f"no remote {remote!r}: proposals are built from the working tree")
+    result, root = load(repo, base, now.isoformat())
     if result.fleet is None:
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
         click.echo("the fleet is invalid: fix it before the bot can judge rollouts", err=True)
@@ -102,44 +151,77 @@ def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bo
     unknown = sorted(set(tenants) - set(result.fleet.tenants))
     if unknown:
         raise CommandError(f"unknown tenant(s): {', '.join(unknown)}")
-    try:
-        source = _source(telemetry, result.signals, timeout)
-        candidates = run_cycle(root, FleetContext.build(result.fleet), result.signals, source,
-                               now, only=tenants)
-    except (TelemetryError, YamlEditError) as exc:
-        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
-    preview = dry_run or not push
-    refused = 0
-    for candidate in candidates:
+    source = _source(telemetry, result.signals, timeout, max_telemetry_mb)
+
+    def read_text(path: str) -> str:
+        if git_adapter is not None and base is not None:
+            return git_adapter.read(base, path)
+        return (root / path).read_text(encoding="utf-8")
+
+    previous = git_adapter.branch_text if git_adapter is not None and not preview else None
+    cycle = run_cycle(read_text, FleetContext.build(result.fleet), result.signals, source,
+                      now, only=tenants, previous_text=previous,
+                      looks="fixed" if looks == "fixed" else "sequential")
+    for problem in cycle.general:
+        click.echo(f"PROBLEM   {problem}")
+    for candidate in cycle.candidates:
         _show(candidate, diff=preview)
-        if candidate.check_reasons:
-            refused += 1
-    if not candidates:
+    if not cycle.candidates:
         click.echo("no rollout in flight")
-    if preview:
-        return EXIT_OK
-    try:
-        git_adapter = ProposalGit(root, remote=remote, main=main_branch)
-        github = (
-            GitHubClient.from_env(httpx.Client(base_url=github_api, timeout=timeout), repository)
-            if repository else None
-        )
-        for candidate in candidates:
-            proposal = candidate.proposal
-            if candidate.check_reasons or proposal.kind not in PUBLISHABLE:
+    failures = sum(1 for c in cycle.candidates if c.problems or c.check_reasons)
+    if not preview:
+        failures += _publish(cycle, git_adapter, base, repository, main_branch,
+                             {"api": github_api, "timeout": timeout, "retries": retries,
+                              "interval": github_interval})
+    if failures or cycle.general:
+        total = len(cycle.candidates)
+        click.echo(f"{failures} of {total} rollout(s) failed or were refused"
+                   f"{'; telemetry problems above' if cycle.general else ''}", err=True)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _publish(cycle: Cycle, git_adapter: ProposalGit | None, base: str | None,
+             repository: str | None, main_branch: str, api: dict[str, Any]) -> int:
+    """Publish every candidate on its own; the number that failed."""
+    assert git_adapter is not None
+    github = None
+    if repository:
+        try:
+            github = GitHubClient.from_env(
+                httpx.Client(base_url=api["api"], timeout=api["timeout"]), repository,
+                max_retries=api["retries"], min_interval=api["interval"])
+        except GitHubError as exc:
+            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    failed = 0
+    for candidate in cycle.candidates:
+        proposal = candidate.proposal
+        if proposal is None or candidate.check_reasons:
+            continue
+        r = proposal.rollout
+        try:
+            if proposal.kind == "escalate":
+                if github is None:
+                    continue
+                outcome = escalate(proposal, github, False, evidence=candidate.evidence)
+            elif proposal.kind not in PUBLISHABLE or not candidate.changes_file:
                 continue
-            if github is None:
+            elif github is None:
                 pushed = git_adapter.propose(
                     proposal.branch, {candidate.path: candidate.new_text},
-                    commit_message_for(proposal, candidate.path))
+                    commit_message_for(proposal, candidate.path), base=base)
                 click.echo(f"{pushed.status:9} {proposal.branch}")
                 continue
-            outcome = publish(proposal, candidate.path, candidate.new_text, git_adapter,
-                              github, candidate.plan_markdown, False,
-                              evidence=candidate.evidence, base=main_branch)
-            where = f" {outcome.pr_url}" if outcome.pr_url else ""
-            click.echo(f"{outcome.status:9} {outcome.branch}{where}"
-                       f"{' - ' + outcome.detail if outcome.detail else ''}")
-    except (GitAdapterError, GitHubError) as exc:
-        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
-    return EXIT_INVALID if refused else EXIT_OK
+            else:
+                outcome = publish(proposal, candidate.path, candidate.new_text, git_adapter,
+                                  github, candidate.plan_markdown, False,
+                                  evidence=candidate.evidence, base=main_branch,
+                                  base_commit=base)
+        except (GitAdapterError, GitHubError) as exc:
+            failed += 1
+            click.echo(f"{'FAILED':9} {r.tenant}/{r.alias} {proposal.kind}: {exc}")
+            continue
+        where = f" {outcome.pr_url}" if outcome.pr_url else ""
+        click.echo(f"{outcome.status:9} {outcome.branch}{where}"
+                   f"{' - ' + outcome.detail if outcome.detail else ''}")
+    return failed

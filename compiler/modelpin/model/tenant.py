@@ -24,7 +24,9 @@ from modelpin.model.base import (
     rule_error,
 )
 from modelpin.model.model_version import ModelKind
+from modelpin.model.signals import FailAction, SignalName
 from modelpin.model.trust import Email, SignOffKey, duplicate_key_error
+from modelpin.router.coercion import COERCION_NAMES
 
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
@@ -45,6 +47,22 @@ ToolName = Annotated[
     WithJsonSchema({"type": "string", "pattern": TOOL_NAME_PATTERN}),
 ]
 """A tool's name as gateways and the routing table carry it."""
+
+
+def _check_coercion(value: str) -> str:
+    if value not in COERCION_NAMES:
+        raise ValueError(
+            f"{value!r} is not a coercion; the router knows {', '.join(COERCION_NAMES)}"
+        )
+    return value
+
+
+CoercionName = Annotated[
+    str,
+    AfterValidator(_check_coercion),
+    WithJsonSchema({"enum": list(COERCION_NAMES)}),
+]
+"""A tool-call repair the router may apply (the registry is ``modelpin.router.coercion``)."""
 
 Stage = Literal["shadow", "canary", "paused", "rolled-back"]
 FailurePolicy = Literal["fallback-stable", "structured-error"]
@@ -135,7 +153,24 @@ class Tenant(StrictModel):
     bets_suite: BetsSuiteRef | None = None
     contacts: list[SignOffKey] = Field(default=[], max_length=64)
     tools: dict[ToolName, dict[str, Any]] = {}
+    coercions: list[CoercionName] = Field(
+        default=[],
+        description="tool-call repairs the router may apply before judging a call; each "
+        "is logged and counted, and a cohort over 2% coerced fails",
+    )
+
+    @field_validator("coercions")
+    @classmethod
+    def _unique_coercions(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a coercion is listed twice")
+        return value
     aliases: dict[Identifier, Alias] = Field(min_length=1, json_schema_extra=IDS_ONLY)
+    signal_actions: dict[SignalName, FailAction] = Field(
+        default={},
+        description="per signal, the bot's action on a breach for this tenant "
+        "(overrides policies/signals.yaml): rollback, pause or escalate",
+    )
     owner: str | None = None
     notes: str | None = None
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from .bucketing import on_grid
+from .coercion import COERCION_NAMES
 from .errors import MalformedTableError
 from .strict_json import NotCanonicalError, loads_canonical
 from .table import (
@@ -162,6 +163,10 @@ def _parse(doc: Any, sha256: str) -> RoutingTable:
     for tenant_id, t in tenants_doc.items():
         if id_match(tenant_id) is None:
             _id(tenant_id, f"tenants.{tenant_id}")
+        coercions: tuple[str, ...] = ()
+        if type(t) is dict and "coercions" in t:  # optional: only tenants that allow some
+            coercions = _coercions(t["coercions"], f"tenants.{tenant_id}.coercions")
+            t = {k: v for k, v in t.items() if k != "coercions"}
         # Exactly the expected keys: the right count, and every one present (a missing
         # one raises KeyError below) -- cheaper than comparing key sets.
         if type(t) is not dict or len(t) != 4:
@@ -199,7 +204,7 @@ def _parse(doc: Any, sha256: str) -> RoutingTable:
             except KeyError:  # a key missing, another in its place
                 _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
         routes[tenant_id] = tenant_routes
-        policies[tenant_id] = TenantPolicy(policy, tools)
+        policies[tenant_id] = TenantPolicy(policy, tools, coercions)
     return RoutingTable(
         serial=serial,
         sha256=sha256,
@@ -316,6 +321,17 @@ class _RouteBuilder:
         if percent != 0:
             _fail(_path(tenant, alias, "percent"), f"must be 0 in mode {mode}")
         _fail(_path(tenant, alias, ""), "a pinned route has candidate and since null")
+
+
+def _coercions(value: object, path: str) -> tuple[str, ...]:
+    if type(value) is not list or not value:
+        _fail(path, "must be a non-empty list of coercion names")
+    for name in value:
+        if type(name) is not str or name not in COERCION_NAMES:
+            _fail(path, f"{name!r} is not one of {', '.join(COERCION_NAMES)}")
+    if len(set(value)) != len(value):
+        _fail(path, "lists a coercion twice")
+    return tuple(value)
 
 
 def _path(tenant: str, alias: str, field: str) -> str:

@@ -33,7 +33,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +43,9 @@ from prometheus_client import CollectorRegistry
 
 from modelpin import signing
 
+from . import drift
 from .bucketing import bucket
+from .drift import ToolCall
 from .errors import (
     ResolveError,
     RollbackError,
@@ -64,7 +66,8 @@ from .metrics import RouterMetrics
 from .root import MAX_ROOT_ROTATIONS, Root
 from .sessions import InMemorySessionStore, SessionStore
 from .sources import FileSource, HttpSource, TableSource, backoff_delay
-from .table import CANARY, CANARY_MODE, STABLE, Decision, Route, RoutingTable
+from .table import CANARY, CANARY_MODE, SHADOW, STABLE, Decision, Route, RoutingTable
+from .telemetry import EventSink, RecordFn, RouterTelemetry
 from .tools import ToolCallResult, ToolContracts
 from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
 
@@ -157,11 +160,20 @@ class Router:
         "_store",
         "_store_claim",
         "_store_get",
+        "_telemetry",
         "_thread",
         "_trusted",
         "accepted_serials",
         "name",
+        "record",
+        "registry",
     )
+
+    #: ``record(tenant, alias, decision, *, latency=None, task_completed=None,
+    #: downstream_errors=0, similarity=None, tool_calls=0, tool_call_failures=0,
+    #: session_id=None, prompt=None)``: report one request's outcome (see
+    #: ``RouterTelemetry.record``). Bound straight to the telemetry: one call, no lock.
+    record: RecordFn
 
     def __init__(
         self,
@@ -180,6 +192,7 @@ class Router:
         name: str = "default",
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
+        events: EventSink | None = None,
     ) -> None:
         if stale_policy not in ("serve", "refuse"):
             raise ValueError("stale_policy is 'serve' or 'refuse'")
@@ -217,7 +230,12 @@ class Router:
         self._stale_policy = stale_policy
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
-        self._metrics = RouterMetrics(name, registry)
+        # The caller's registry, else a private one (``router.registry``): a library
+        # registers nothing in the process-global registry behind the gateway's back.
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._metrics = RouterMetrics(name, self.registry)
+        self._telemetry = RouterTelemetry(name, self.registry, events=events, clock=clock)
+        self.record = self._telemetry.record
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = _REFUSING
         self._current: _Installed | None = None
@@ -300,18 +318,57 @@ class Router:
         return UnknownAliasError(tenant, alias)
 
     def check_tool_call(
-        self, tenant: str, tool: str, arguments: Any, *, shadow: bool = False
+        self,
+        tenant: str,
+        tool: str,
+        arguments: Any,
+        *,
+        shadow: bool = False,
+        alias: str | None = None,
+        cohort: str | None = None,
     ) -> ToolCallResult:
         """Validate a tool call's arguments against the tenant's contract and apply its
         failure policy. ``shadow=True`` for a call made by a shadow model (see
-        ``Decision.shadow_comparison_only``): the answer is then never ``EXECUTE``."""
+        ``Decision.shadow_comparison_only``): the answer is then never ``EXECUTE``.
+
+        The call counts itself in the telemetry under ``alias`` and ``cohort`` (the
+        request's ``Decision.cohort``; ``shadow=True`` counts as ``shadow``). Without
+        them it counts under cohort ``unknown``, which no rollout signal reads."""
         current = self._current
         if current is None or self._routes is _REFUSING:
             raise self._resolve_error(tenant, "")
         policy = current.table.tenants.get(tenant)
         if policy is None:
             raise UnknownTenantError(tenant)
-        return current.contracts.check(tenant, policy, tool, arguments, shadow=shadow)
+        result = current.contracts.check(tenant, policy, tool, arguments, shadow=shadow)
+        self._telemetry.tool_call(
+            tenant,
+            alias or "",
+            "shadow" if shadow else (cohort if cohort in (STABLE, CANARY) else "unknown"),
+            tool,
+            result.valid,
+            result.coercions,
+            result.errors,
+        )
+        return result
+
+    def compare_shadow(
+        self,
+        tenant: str,
+        alias: str,
+        stable_calls: Sequence[ToolCall],
+        shadow_calls: Sequence[ToolCall],
+    ) -> dict[tuple[str, str], int]:
+        """Compare a shadow answer's tool calls, ``[(tool, arguments), ...]``, with the
+        stable answer's for the same request; count the comparison and each difference
+        per tool and kind (``drift.py``) and return them."""
+        counts = drift.compare(stable_calls, shadow_calls)
+        self._telemetry.drift(tenant, alias, counts)
+        return counts
+
+    @property
+    def telemetry(self) -> RouterTelemetry:
+        return self._telemetry
 
     # --- reload: verify, persist, swap --------------------------------------------
 
@@ -402,6 +459,7 @@ class Router:
         self._current = _Installed(table, ToolContracts())
         self._revoked = False
         self._routes = table.routes  # the swap: one reference, read once per request
+        self._telemetry.prepare(_rollout_rows(table))
         self._metrics.serial.set(table.serial)
         self._metrics.expires.set(table.expires_ts)
 
@@ -498,3 +556,12 @@ class Router:
         current = self._current
         return None if current is None else current.table
 
+
+def _rollout_rows(table: RoutingTable) -> Iterable[tuple[str, str, str]]:
+    """(tenant, alias, cohort) of every route in rollout: its series start at zero."""
+    for tenant, aliases in table.routes.items():
+        for alias, route in aliases.items():
+            if route.candidate is None:
+                continue
+            yield tenant, alias, STABLE
+            yield tenant, alias, "shadow" if route.mode == SHADOW else CANARY

@@ -125,6 +125,7 @@ class TenantPolicy(NamedTuple):
 
     failure_policy: str
     tools: dict[str, Any]
+    coercions: tuple[str, ...] = ()  # the tenant's allowed coercions (coercion.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ for is an invalid call; a contract that is not a valid JSON Schema fails every c
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,10 @@ from typing import Any
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators as js_validators
 
+from .coercion import SchemaError, coerce
 from .table import FALLBACK_STABLE, TenantPolicy
+
+log = logging.getLogger("modelpin.router.coercion")
 
 
 class ToolAction(enum.Enum):
@@ -35,10 +39,15 @@ class ToolAction(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ToolCallResult:
+    """``coercions`` names the repairs applied (``coercion.py``); then ``arguments``
+    holds the repaired arguments to execute instead of those given (else it is None)."""
+
     valid: bool
     action: ToolAction
     errors: tuple[str, ...] = ()
     error_result: dict[str, Any] | None = None
+    coercions: tuple[str, ...] = ()
+    arguments: Any = None
 
 
 _OK = ToolCallResult(True, ToolAction.EXECUTE)
@@ -69,6 +78,19 @@ class _Validator:
             f"{'/'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}"
             for e in sorted(self.validator.iter_errors(arguments), key=lambda e: e.path)
         )
+
+    def type_errors(self, arguments: Any) -> list[SchemaError]:
+        """The ``type`` errors of ``arguments`` (what a coercion may repair)."""
+        if self.validator is None:
+            return []
+        out = []
+        for e in self.validator.iter_errors(arguments):
+            if e.validator != "type":
+                continue
+            expected: Any = e.validator_value
+            types = (expected,) if isinstance(expected, str) else tuple(expected)
+            out.append(SchemaError(tuple(e.absolute_path), types, e.instance))
+        return out
 
 
 class ToolContracts:
@@ -104,6 +126,14 @@ class ToolContracts:
             errors = validator.errors(arguments)
         if not errors:
             return _SHADOW_OK if shadow else _OK
+        if policy.coercions and validator is not None:
+            fixed, applied = coerce(arguments, policy.coercions, validator.type_errors)
+            if applied and not validator.errors(fixed):
+                for name in applied:
+                    log.info("tenant %s tool %s: coerced (%s)%s", tenant, tool, name,
+                             " [shadow]" if shadow else "")
+                action = ToolAction.COMPARE_ONLY if shadow else ToolAction.EXECUTE
+                return ToolCallResult(True, action, coercions=applied, arguments=fixed)
         if shadow:
             return ToolCallResult(False, ToolAction.COMPARE_ONLY, errors)
         if policy.failure_policy == FALLBACK_STABLE:

@@ -75,12 +75,15 @@ def tenant_document(tenant: Tenant, drain_seconds: int) -> dict[str, Any]:
             "since": format_time(rollout.since) if rollout is not None else None,
             "drain_seconds": drain_seconds,
         }
-    return {
+    doc: dict[str, Any] = {
         "group": tenant.group,
         "failure_policy": tenant.failure_policy,
         "tools": tenant.tools,
         "aliases": aliases,
     }
+    if tenant.coercions:  # optional in the table: only tenants that allow some
+        doc["coercions"] = list(tenant.coercions)
+    return doc
 
 
 def fragment_key(content_id: str, drain_seconds: int) -> str:
