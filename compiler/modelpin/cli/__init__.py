@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "root": "modelpin.cli.root_commands:root_group",
     "bot": "modelpin.cli.bot_command:bot",
     "schema": "modelpin.cli.validate:schema",
+    "bets": "modelpin.cli.bets_command:bets",
 }
 
 
