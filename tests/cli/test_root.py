@@ -144,3 +144,22 @@ def test_compile_warns_when_what_it_writes_is_already_expired(
     # A fresh one says nothing of the kind.
     assert main(["compile", "--repo", str(repo), "--now", "2099-01-01T00:00:00Z"]) == 0
     assert "before it was written" not in capsys.readouterr().err
+
+
+def test_compile_refuses_a_key_the_trust_root_does_not_list(
+    tmp_path: Path, keys: dict[str, tuple[Path, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git_fleet(tmp_path / "repo", spec())
+    assert main(["root", "init", "--repo", str(repo), "--now", NOW,
+                 "--root-key", str(keys["alice"][1]), "--table-key", str(keys["ci"][1])]) == 0
+    assert main(["root", "sign", str(_root(repo, 1)), "--key", str(keys["alice"][0])]) == 0
+    assert main(["compile", "--repo", str(repo), "--now", NOW, "--key",
+                 str(keys["carol"][0])]) == 1
+    assert "not a table key of the trust root (root/1.root.json)" in capsys.readouterr().err
+    assert not (repo / "dist").exists()
+    # An unsigned root 2 (a rotation in progress) is skipped with a warning.
+    assert main(["root", "rotate", str(_root(repo, 1)), "--now", NOW,
+                 "--add-table-key", str(keys["carol"][1])]) == 0
+    assert main(["compile", "--repo", str(repo), "--now", NOW, "--key",
+                 str(keys["ci"][0])]) == 0
+    assert "2.root.json is not (yet) a valid next root" in capsys.readouterr().err

@@ -23,11 +23,14 @@ from modelpin.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    warn,
 )
 from modelpin.diagnostics import has_errors
 from modelpin.load.document import parse
 from modelpin.load.fleet import ARTIFACT
 from modelpin.model.policies import ArtifactPolicy
+from modelpin.router.errors import RootRejected
+from modelpin.router.root import Root, load_trusted_root, verify_next_root
 
 DEV_KEY = Path(".modelpin") / "dev-signing-key.pem"
 KEY_ENV = "MODELPIN_SIGNING_KEY"
@@ -124,7 +127,50 @@ def signing_keys(root: Path, key_files: tuple[Path, ...], policy: ArtifactPolicy
                 f"{ARTIFACT} requires {policy.threshold} signatures, {len(distinct)} "
                 "distinct key(s) given", exit_code=EXIT_INVALID,
                 hint="pass --key once per signing key")
+    newest = newest_root(root)
+    if newest is not None:
+        role = newest.table
+        where = f"root/{newest.version}.root.json"
+        for k in keys:
+            if k.keyid not in role.keys:
+                what = "the local development key" if dev else f"the key from {k.origin}"
+                raise CommandError(
+                    f"refusing to sign with {what} (keyid {k.keyid[:16]}…): it is not a "
+                    f"table key of the trust root ({where}); routers would refuse the table",
+                    exit_code=EXIT_INVALID,
+                    hint="pass --key FILE with a table key of the newest root, or rotate the "
+                    "root (`modelpin root rotate --add-table-key`)")
+        if len({k.keyid for k in keys}) < role.threshold:
+            raise CommandError(
+                f"the trust root ({where}) requires {role.threshold} table signatures, "
+                f"{len({k.keyid for k in keys})} distinct key(s) given",
+                exit_code=EXIT_INVALID, hint="pass --key once per signing key")
     return keys, dev
+
+
+def newest_root(repo: Path) -> Root | None:
+    """The newest root of ``<repo>/root/`` that chains from ``1.root.json`` (a version
+    still being signed is skipped with a warning), or None without a ``root/``."""
+    first = repo / "root" / "1.root.json"
+    if not first.is_file():
+        return None
+    try:
+        trusted = load_trusted_root(first.read_bytes())
+    except (OSError, RootRejected) as exc:
+        raise CommandError(f"{first}: {exc}", exit_code=EXIT_INVALID,
+                           hint="check it with `modelpin root verify`") from None
+    version = 2
+    while True:
+        path = repo / "root" / f"{version}.root.json"
+        if not path.is_file():
+            return trusted
+        try:
+            trusted = verify_next_root(trusted, path.read_bytes())
+        except (OSError, RootRejected) as exc:
+            warn(f"{path} is not (yet) a valid next root, signing for version "
+                 f"{trusted.version}: {exc}")
+            return trusted
+        version += 1
 
 
 def trusted_from_files(paths: tuple[Path, ...]) -> dict[str, Ed25519PublicKey]:
