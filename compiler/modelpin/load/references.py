@@ -80,6 +80,7 @@ class CrossCheck:
             stem(p) for p in self.documents
             if p.startswith("model_versions/") and p != COMPATIBILITY
         }
+        self._check_successors(models, model_paths)
         if isinstance(policy, RolloutPolicy):
             self._check_groups(policy)
         if isinstance(compat, Compatibility):
@@ -96,6 +97,22 @@ class CrossCheck:
         paths.update({f"model:{k}": v for k, v in model_paths.items()})
         return Fleet(policy=policy, artifact=artifact, compatibility=compat, models=models,
                      tenants=tenants, evidence=evidence, paths=paths)
+
+    def _check_successors(self, models: Mapping[str, ModelVersion],
+                          model_paths: Mapping[str, str]) -> None:
+        known = sorted(models)
+        for mid, model in models.items():
+            ref = model.successor
+            if ref is None:
+                continue
+            target = models.get(ref)
+            if target is None and ref not in self.model_files:
+                self._error("MP022", f"unknown model version '{ref}' as successor of {mid}",
+                            model_paths[mid], ("successor",), did_you_mean(ref, known))
+            elif target is not None and target.kind != model.kind:
+                self._error("MP022", f"successor '{ref}' is a {target.kind} model, {mid} a "
+                            f"{model.kind} model", model_paths[mid], ("successor",),
+                            "a successor serves the same kind of alias")
 
     def _check_groups(self, policy: RolloutPolicy) -> None:
         names = sorted(policy.groups)
