@@ -231,6 +231,7 @@ class _RouteBuilder:
         self.stable: dict[str, Decision] = {}
         self.canary: dict[str, Decision] = {}
         self.times: dict[str, float] = {}
+        self.sticky: dict[tuple[str, str], dict[str, Decision]] = {}
         self.tool_names: set[str] = set()
 
     def decision(self, model: str, cohort: str, shadow: str | None, reset: bool) -> Decision:
@@ -286,9 +287,11 @@ class _RouteBuilder:
             canary_d = self.canary.get(candidate)
             if canary_d is None:
                 canary_d = self.canary[candidate] = self.decision(candidate, CANARY, None, False)
+            sticky = self.sticky.get((stable, candidate))
+            if sticky is None:  # shared by every route of this pair (never mutated)
+                sticky = self.sticky[(stable, candidate)] = {STABLE: stable_d, CANARY: canary_d}
             return Route(tenant, alias, mode, stable, candidate, percent, paused, salt, since,
-                         None, stable_d, None, canary_d, stable_d,
-                         {STABLE: stable_d, CANARY: canary_d})
+                         None, stable_d, None, canary_d, stable_d, sticky)
         if paused is not False or percent != 0 or type(percent) is bool:
             self._bad_fields(tenant, alias, a)
         if mode == SHADOW:

@@ -32,11 +32,22 @@ _ASCII_ENCODE = json.JSONEncoder(
 _UTF8_ENCODE = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
-# An integer literal of 16+ digits (possibly beyond 2**53) in structural position.
-# Inside a string the same bytes only send the payload down the slow, exact path.
-_BIG_INT = re.compile(rb"[:,\[]-?[0-9]{16,}[,}\]]")
+_STRING = re.compile(rb'"[^"]*"')
+# Digits -> "0", what may precede a number (":", ",", "[") -> ":", "-" kept, else " ".
+_DIGITS = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x3A if b in b":,[" else 0x2D if b == 0x2D else 0x20
+    for b in range(256)
+)
+_BIG = (b":" + b"0" * 16, b":-" + b"0" * 16)
+
+
+def _maybe_big_int(data: bytes) -> bool:
+    """True if a number of 16+ digits (perhaps beyond 2**53) may follow a ``:``, ``,`` or
+    ``[``. Inside a string the same bytes only send the payload down the exact path."""
+    mapped = data.translate(_DIGITS)
+    return _BIG[0] in mapped or _BIG[1] in mapped
 _ASTRAL = re.compile(rb"[\xf0-\xff]")  # lead byte of a 4-byte UTF-8 sequence
-_STRUCTURE = bytes(set(range(256)) - set(b'{}[]"'))
+_STRUCTURE = bytes(set(range(256)) - set(b'{}[]":,'))
 
 
 class NotCanonicalError(ValueError):
@@ -74,19 +85,25 @@ def es6_number(x: float) -> str:
 
 
 def nesting_exceeds(data: bytes, limit: int = MAX_DEPTH) -> bool:
-    """True if the JSON text ``data`` nests arrays/objects deeper than ``limit``.
+    """True if the JSON text ``data`` nests arrays/objects deeper than ``limit``, or its
+    brackets do not balance (then it is not JSON either).
 
-    Works on the bytes at C speed, without recursion: drop escaped backslashes and
-    quotes, keep only brackets and quotes, drop what is inside strings, then peel the
-    innermost ``{}``/``[]`` pairs off once per level."""
-    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _STRUCTURE)
-    skeleton = b"".join(skeleton.split(b'"')[::2])
+    Works on the bytes at C speed, without recursion (``json.loads`` recurses, and a
+    host process may have raised the recursion limit far past what its C stack holds):
+    drop escaped backslashes and quotes, keep only brackets, quotes, colons and commas,
+    drop the strings (a string's own quotes are never adjacent to another string's in
+    JSON: a colon or comma separates them, so ``""`` is always one whole string), then
+    peel the innermost ``{}``/``[]`` pairs off once per level."""
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = data.translate(None, _STRUCTURE).replace(b'""', b"")
+    skeleton = _STRING.sub(b"", skeleton).translate(None, b":,")
     for _ in range(limit):
         peeled = skeleton.replace(b"{}", b"").replace(b"[]", b"")
         if peeled == skeleton:
-            return False
+            break
         skeleton = peeled
-    return skeleton.replace(b"{}", b"").replace(b"[]", b"") != skeleton
+    return bool(skeleton)
 
 
 def loads_canonical(data: bytes, what: str = "payload") -> Any:
@@ -97,7 +114,7 @@ def loads_canonical(data: bytes, what: str = "payload") -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotCanonicalError(f"{what} is not UTF-8: {exc}") from None
-    exact = True  # False once a float's repr differs from its RFC 8785 form
+    exact = True  # False once a number's Python form may differ from its RFC 8785 form
 
     def parse_float(literal: str) -> float:
         nonlocal exact
@@ -117,7 +134,7 @@ def loads_canonical(data: bytes, what: str = "payload") -> Any:
     except ValueError as exc:
         raise NotCanonicalError(f"{what} is not JSON: {exc}") from None
     try:
-        if exact and _BIG_INT.search(data) is None:
+        if exact and not _maybe_big_int(data):
             if data.isascii():
                 again = _ASCII_ENCODE(doc).encode("ascii")
             elif _ASTRAL.search(data) is None:  # all in the BMP: key orders agree
