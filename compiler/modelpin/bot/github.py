@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
+
 API_VERSION = "2022-11-28"
 
 
@@ -99,6 +101,8 @@ class GitHubClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+        max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.http = http
         self.owner = owner
@@ -117,6 +121,8 @@ class GitHubClient:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._last_mutation: float | None = None
+        self.timeout = timeout
+        self.max_bytes = max_bytes
 
     @classmethod
     def from_env(cls, http: httpx.Client, repository: str, **kw: Any) -> GitHubClient:
@@ -246,8 +252,13 @@ class GitHubClient:
             if mutating:
                 self._space_mutation()
             try:
-                response = self.http.request(method, path, headers=self._headers, **kw)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                answer = bounded_exchange(self.http, method, path, headers=self._headers,
+                                          timeout=self.timeout, max_bytes=self.max_bytes, **kw)
+                response = httpx.Response(answer.status, headers=answer.headers,
+                                          content=answer.body)
+            except ExchangeTooLarge as exc:
+                raise GitHubError(None, f"{method} {path}: {exc}") from None
+            except (ExchangeTimeout, httpx.TimeoutException, httpx.TransportError) as exc:
                 if attempt >= self.max_retries:
                     raise GitHubError(None, f"{method} {path}: {exc!r}") from exc
                 self._sleep(self.backoff * 2**attempt)
