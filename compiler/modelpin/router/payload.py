@@ -225,6 +225,9 @@ def _parse(doc: Any, sha256: str) -> RoutingTable:
     )
 
 
+_NO_STICKY: dict[str, Decision] = {}  # shared by routes that need no session (never mutated)
+
+
 class _RouteBuilder:
     """Checks one alias object and builds its ``Route``, sharing Decision objects and
     parsed times across the whole table. Written for speed: the common case runs
@@ -238,6 +241,7 @@ class _RouteBuilder:
         self.canary: dict[str, Decision] = {}
         self.times: dict[str, float] = {}
         self.sticky: dict[tuple[str, str], dict[str, Decision]] = {}
+        self.on_grid: set[float] = set()  # canary percents already checked
         self.tool_names: set[str] = set()
 
     def decision(self, model: str, cohort: str, shadow: str | None, reset: bool) -> Decision:
@@ -274,7 +278,7 @@ class _RouteBuilder:
             ):
                 self._bad_fields(tenant, alias, a)
             return Route(tenant, alias, mode, stable, None, 0, False, salt, None, None,
-                         stable_d, stable_d, stable_d, stable_d, {})
+                         stable_d, stable_d, stable_d, stable_d, _NO_STICKY)
         candidate = a["candidate"]
         since = a["since"]
         if type(candidate) is not str or self.kinds.get(candidate) != kind:
@@ -286,10 +290,10 @@ class _RouteBuilder:
             if (
                 type(paused) is not bool
                 or (type(percent) is not int and type(percent) is not float)
-                or not 0 < percent <= 100
-                or not on_grid(percent)
+                or (percent not in self.on_grid and (not 0 < percent <= 100 or not on_grid(percent)))
             ):
                 self._bad_fields(tenant, alias, a)
+            self.on_grid.add(percent)
             canary_d = self.canary.get(candidate)
             if canary_d is None:
                 canary_d = self.canary[candidate] = self.decision(candidate, CANARY, None, False)
@@ -303,7 +307,7 @@ class _RouteBuilder:
         if mode == SHADOW:
             shadow_d = self.decision(stable, STABLE, candidate, False)
             return Route(tenant, alias, mode, stable, candidate, 0, False, salt, since, None,
-                         stable_d, shadow_d, stable_d, stable_d, {})
+                         stable_d, shadow_d, stable_d, stable_d, _NO_STICKY)
         if mode == ROLLED_BACK:
             return Route(tenant, alias, mode, stable, candidate, 0, False, salt, since,
                          since_ts + drain, stable_d,

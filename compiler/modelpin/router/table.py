@@ -102,7 +102,7 @@ class Route:
         self.stable_model = stable_model
         self.candidate = candidate
         self.percent = percent
-        self.basis_points = round(percent * 100)
+        self.basis_points = round(percent * 100) if percent else 0
         self.paused = paused
         self.salt = salt
         self.session_key = salt
