@@ -290,7 +290,8 @@ class _RouteBuilder:
             if (
                 type(paused) is not bool
                 or (type(percent) is not int and type(percent) is not float)
-                or (percent not in self.on_grid and (not 0 < percent <= 100 or not on_grid(percent)))
+                or (percent not in self.on_grid
+                    and (not 0 < percent <= 100 or not on_grid(percent)))
             ):
                 self._bad_fields(tenant, alias, a)
             self.on_grid.add(percent)
