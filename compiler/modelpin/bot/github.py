@@ -8,6 +8,14 @@ the token goes only to the API it was given for). Mutating calls are spaced by a
 Rate limits are honoured: ``retry-after``, else ``x-ratelimit-reset`` when
 ``x-ratelimit-remaining`` is 0. 5xx answers and timeouts are retried a bounded number
 of times with exponential backoff. ``sleep`` and the clocks are injectable for tests.
+Each exchange has a total deadline (``timeout``: a server that drips its answer cannot
+hold the bot) and a size cap (:func:`modelpin.bot.http.bounded_exchange`).
+
+Why not githubkit: the bot calls eight endpoints; this client is small, runs over the
+httpx every other part uses, and covers what githubkit would bring here (pagination,
+rate limits, retries). githubkit's generated models would be a large dependency of the
+core install for typing the bot does not need; GitHub App auth is an installation token
+passed as ``GITHUB_TOKEN`` (e.g. ``actions/create-github-app-token``).
 """
 
 from __future__ import annotations
