@@ -26,10 +26,10 @@ from tests.gate.harness import (
     FRESH,
     JUDGE,
     OLD,
-    V,
     Gate,
     PullRequest,
     Row,
+    V,
     base_fleet,
     canary,
     row_id,
@@ -299,6 +299,14 @@ def test_blocked(gate: Gate, row: Row) -> None:
     gate.blocked(row)
 
 
+def roll_back_man(pr: PullRequest) -> None:
+    """A rollback is never blocked: not by approvals (none for it), not by evidence."""
+    pr.set_rollout("man", {**canary(5, OLD), "stage": "rolled-back", "since": FRESH,
+                           "reason": "regression"})
+    pr.write()
+    pr.delete(ev_file("man"))
+
+
 def no_evidence_for_std_s() -> FleetSpec:
     spec = signed_base()
     spec.evidence = [e for e in spec.evidence if e["tenant"] != "std-s"]
@@ -319,10 +327,7 @@ ALLOWED = [
                     approval(CONTACT, "ops@man.example", 25)]), base=at_canary_5),
     Row("safe/unsigned-unchanged-evidence-without-keys", first_canary("std-s"),
         base=base_fleet),
-    Row("safe/rollback-with-untrusted-evidence-on-record",
-        lambda pr: (pr.set_rollout("std-weak", {**canary(5), "stage": "rolled-back",
-                                                 "since": FRESH, "reason": "regression"}),
-                    pr.write()) and None, base=signed_base),
+    Row("safe/rollback-needs-no-evidence-or-approval", roll_back_man, base=at_canary_5),
 ]
 
 
