@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "resolve": "modelpin.cli.table_commands:resolve_command",
     "keygen": "modelpin.cli.keys:keygen_command",
     "bot": "modelpin.cli.bot_command:bot",
+    "guard": "modelpin.cli.guard_command:guard",
     "schema": "modelpin.cli.validate:schema",
 }
 
