@@ -245,7 +245,9 @@ class Loop:
 
     def stop(self) -> None:
         for p in reversed(self.procs):
+            t = time.time()
             p.stop()
+            print(f"    stopped {p.log.name} in {time.time() - t:.1f}s")
         self.llm.close()
         self.github.stop()
 

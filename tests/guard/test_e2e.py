@@ -24,19 +24,27 @@ from tests.guard.scenario import (
 def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
     loop = Loop(tmp_path, drain_seconds=4)
     traffic: Traffic | None = None
+    t0 = time.time()
+
+    def phase(name: str) -> None:
+        print(f"  {time.time() - t0:5.1f}s {name}")
+
     try:
         loop.start()
+        phase("started")
         loop.start_guard("guard-1")
         loop.start_guard("guard-2")  # two guards at once: one trip, one PR
         traffic = Traffic(loop.gateways)
         traffic.start()
+        phase("guards and traffic started")
         # healthy traffic: both cohorts get data, nothing trips
-        wait_for(lambda: sum(e.cohort == "canary" for e in traffic.events) > 400, 30,
+        wait_for(lambda: sum(e.cohort == "canary" for e in traffic.events) > 300, 30,
                  "healthy canary traffic")
-        time.sleep(3)
+        time.sleep(2)
         assert loop.store().load() == {}, "a healthy canary was tripped"
         assert len(traffic.watched) > 0
 
+        phase("healthy phase over")
         breach = time.time()  # T: the candidate starts failing its tool calls
         loop.llm.broken.add(CANDIDATE)
         tripped_at = wait_for(lambda: loop.store().load(), 30, "the trip")
@@ -54,6 +62,7 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
               f"session {breach_to_stop:.1f}s, all routers applied at "
               f"{stopped_everywhere - breach:.1f}s")
 
+        phase("stopped")
         # drained sessions: still canary inside the window, then one reset, then stable
         wait_for(lambda: sum(any(e.reset for e in evs) for evs in traffic.watched.values())
                  >= len(traffic.watched) // 2, 20, "drained sessions to be cut over")
@@ -67,6 +76,7 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
                 # never cut over before the drain window that began at the trip
                 assert cut - tripped_at >= loop.drain_seconds - 1.5, cut - tripped_at
 
+        phase("drained")
         # the rollback PR: exactly one, with the incident report, from the trip's guard
         wait_for(lambda: loop.github.pulls, 20, "the rollback PR")
         wait_for(lambda: all(t.pr_url for t in loop.store().load().values()), 20,
@@ -81,12 +91,14 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
         [trip] = loop.store().load().values()
         assert trip.candidate == CANDIDATE and trip.pr_url == pr["html_url"]
 
+        phase("PR checked")
         # a human merges, CI compiles: the table carries the rollback, the trip clears
         serial = loop.statuses()[0]["serial"]
         loop.merge_rollback()
         wait_for(lambda: all(s.get("serial", 0) > serial for s in loop.statuses()), 20,
                  "the routers to load the rollback table")
         wait_for(lambda: loop.store().load() == {}, 20, "the trip to clear")
+        phase("trip cleared")
         log = loop.store().log()
         assert [e["event"] for e in log][:2] == ["clear", "trip"]
         assert "carries the rollback" in log[0]["why"]
@@ -105,4 +117,6 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
     finally:
         if traffic is not None:
             traffic.finish()
+        phase("traffic stopped")
         loop.stop()
+        phase("loop stopped")
