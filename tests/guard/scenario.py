@@ -167,7 +167,7 @@ class Loop:
 
     # --- setup ---------------------------------------------------------------------------
 
-    def fleet(self) -> None:
+    def fleet(self, *, compile_table: bool = True) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         self.key_file.write_bytes(signing.private_key_pem(self.key))
         git(self.work, "init", "-q", "--bare", "-b", "main", str(self.remote))
@@ -188,7 +188,8 @@ class Loop:
         git(self.clone, "remote", "add", "origin", str(self.remote))
         git(self.clone, "push", "-q", "origin", "main")
         git(self.work, "clone", "-q", str(self.remote), str(self.guard_repo))
-        self.compile()
+        if compile_table:
+            self.compile()
 
     def commit(self, repo: Path, message: str) -> None:
         git(repo, "add", "-A")

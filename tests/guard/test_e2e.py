@@ -92,6 +92,17 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
         assert trip.candidate == CANDIDATE and trip.pr_url == pr["html_url"]
 
         phase("PR checked")
+        # both guards killed (SIGKILL) and one restarted: the trip survives in Redis, the
+        # new guard neither trips again nor opens a second PR
+        for g in list(loop.guards):
+            g.kill()
+        loop.start_guard("guard-3")
+        time.sleep(3)
+        assert len(loop.github.pulls) == 1
+        assert [t.by for t in loop.store().load().values()] == [trip.by]
+        assert [e["event"] for e in loop.store().log()].count("trip") == 1
+        phase("guards restarted")
+
         # a human merges, CI compiles: the table carries the rollback, the trip clears
         serial = loop.statuses()[0]["serial"]
         loop.merge_rollback()
@@ -101,15 +112,15 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
         phase("trip cleared")
         log = loop.store().log()
         assert [e["event"] for e in log][:2] == ["clear", "trip"]
-        assert "carries the rollback" in log[0]["why"]
+        assert "carries the rollback" in log[0]["why"] and log[0]["by"] == "guard-3"
         assert all(s.get("trips") == [] for s in loop.statuses())
         time.sleep(1.5)
         late = [e for e in traffic.new_sessions() if e.t > time.time() - 1.0]
         assert late and all(e.cohort == "stable" for e in late)
-        # the guards' own metrics
-        text = httpx.get(loop.guard_metrics[0], timeout=2).text + httpx.get(
-            loop.guard_metrics[1], timeout=2).text
-        assert "modelpin_guard_trips_total 1.0" in text
+        # the restarted guard's own metrics
+        text = httpx.get(loop.guard_metrics[2], timeout=2).text
+        assert 'modelpin_guard_clears_total{why="table"} 1.0' in text
+        assert "modelpin_guard_trips_total 0.0" in text
         assert not traffic.errors[:5], traffic.errors[:5]
     except BaseException:
         print(loop.logs())

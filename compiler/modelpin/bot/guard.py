@@ -234,7 +234,7 @@ class Guard:
         for key in list(self._moot_since):
             if key not in trips:
                 del self._moot_since[key]
-        for key, trip in trips.items():
+        for key, trip in list(trips.items()):
             why = self._moot(trip)
             if why is None:
                 self._moot_since.pop(key, None)
