@@ -43,14 +43,14 @@ def check_in_process(repo: Path, base: str) -> int:
     from modelpin.cli import main
 
     with quiet():
-        return main(["check", "--base", base, "--repo", str(repo)])
+        return main(["check", "--base", base, "--repo", str(repo), "--now", NOW])
 
 
 def explain_in_process(repo: Path, tenant: str) -> int:
     from modelpin.cli import main
 
     with quiet():
-        return main(["explain", tenant, "--repo", str(repo)])
+        return main(["explain", tenant, "--repo", str(repo), "--now", NOW])
 
 
 def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
@@ -77,7 +77,7 @@ def check_cases(fleet_root: Path, fleet: Fleet, work: Path, tenants: int,
         rows.append(unavailable("4 check", explain_metric, "< 1 s", "no 'modelpin explain'"))
     else:
         try:
-            argv = [tool("modelpin"), "explain", tenant, "--repo", str(work)]
+            argv = [tool("modelpin"), "explain", tenant, "--repo", str(work), "--now", NOW]
             value, _runs = median_time(lambda: run_command(argv), repeats)
             rows.append(row("4 check", explain_metric, value, None, target="< 1 s",
                             runs=repeats, note=f"tenant {tenant}"))

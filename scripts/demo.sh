@@ -2,7 +2,7 @@
 # The main job on the bundled example fleet: validate, compile and sign, verify, show.
 # Evaluates at HEAD's commit time (as CI does), so the result is reproducible.
 source "$(dirname "$0")/bootstrap.sh"
-ensure_venv "test,dev"
+ensure_venv "test,dev,bets"
 MP="$VENV/bin/modelpin"
 NOW="$(git -C "$ROOT" log -1 --format=%cI 2>/dev/null || true)"
 NOW="${NOW:-2026-11-22T12:00:00Z}"

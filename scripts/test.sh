@@ -4,7 +4,7 @@ source "$(dirname "$0")/bootstrap.sh"
 ensure_debian redis-server redis-server
 ensure_debian prometheus prometheus
 ensure_debian chromium chromium chromium-driver
-ensure_venv "test,dev"
+ensure_venv "test,dev,bets"
 echo "==> ruff" >&2
 "$VENV/bin/ruff" check compiler tests benchmarks
 echo "==> mypy --strict" >&2

@@ -101,6 +101,16 @@ def tenant(tid: str, group: str = "standard", workload: str = "chat",
     return doc
 
 
+def promoted(doc: dict[str, Any], promoted_from: str = "gpt-5-2026-01-10",
+             at: str = "2026-03-01T00:00:00Z", alias: str = "primary") -> dict[str, Any]:
+    """``doc`` with its alias's pin recorded as a judged promotion (SPEC 2.1 rule 7)."""
+    entry = doc["aliases"][alias]
+    doc["aliases"][alias] = {"kind": entry["kind"], "pin": entry["pin"], "pinned_at": at,
+                             "promoted_from": promoted_from,
+                             **{k: v for k, v in entry.items() if k not in ("kind", "pin")}}
+    return doc
+
+
 def evidence(tid: str, alias: str = "primary", baseline: str = "gpt-5-2026-01-10",
              candidate: str = "gpt-5-2026-03-14", cases: int = 600, passed: int = 600,
              run_at: str = "2026-03-20T00:00:00Z", judge: str = "claude-4-20260201",

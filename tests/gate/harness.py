@@ -39,7 +39,7 @@ from unittest import mock
 import yaml
 
 from modelpin.cli import main
-from tests.fleetkit import FleetSpec, evidence, git, tenant
+from tests.fleetkit import FleetSpec, evidence, git, promoted, tenant
 
 A = "gpt-5-2026-01-10"
 V = "gpt-5-2026-03-14"
@@ -96,8 +96,8 @@ def base_fleet() -> FleetSpec:
     keys are configured, so unchanged unsigned evidence counts: SPEC 2.1 rule 3).
     """
     spec = FleetSpec(tenants={})
-    spec.add(tenant("p1", group="pioneers", pin=V))
-    spec.add(tenant("e1", group="early", pin=V))
+    spec.add(promoted(tenant("p1", group="pioneers", pin=V)))
+    spec.add(promoted(tenant("e1", group="early", pin=V)))
     spec.add(tenant("std-a", rollout=canary(5)))
     spec.add(tenant("std-young", rollout=canary(5, YOUNG)))
     spec.add(tenant("std-s", rollout=shadow()))
@@ -249,6 +249,17 @@ class PullRequest:
             args.append("--allow-empty")
         self.git(*args, date=date)
         return self.git("rev-parse", "HEAD")
+
+    def publish(self, change: Callable[[PullRequest], None], message: str = "published",
+                date: str = BASE_DATE) -> str:
+        """Commit ``change`` on ``main`` (the published, first-parent history) and restart
+        the PR branch from it; returns the new base commit."""
+        self.git("checkout", "-q", "main")
+        change(self)
+        self.commit(message, date=date, allow_empty=True)
+        self.base_commit = self.git("rev-parse", "HEAD")
+        self.git("checkout", "-q", "-B", self.branch)
+        return self.base_commit
 
     def show(self, rev: str, rel: str) -> str:
         proc = subprocess.run(["git", "-C", str(self.root), "show", f"{rev}:{rel}"],

@@ -19,10 +19,12 @@ from modelpin.cli import main
 from modelpin.load.document import parse
 
 KINDS = {"rollout-groups", "artifact", "signals", "compatibility", "model-version", "tenant",
-         "evidence"}
+         "evidence", "providers", "bets-suite", "bets-case"}
 
 
 def _schema_name(rel: str) -> str:
+    if rel.startswith("bets/"):
+        return "bets-suite" if rel.endswith("suite.yaml") else "bets-case"
     if rel.startswith("policies/"):
         return rel.split("/")[1].split(".")[0]
     if rel == "model_versions/compatibility.yaml":
@@ -43,6 +45,9 @@ def _as_json(value: Any) -> Any:
 
 
 def _data(path: Path) -> Any:
+    if path.suffix == ".jsonl":  # validated line by line: the schema is one case's
+        [line] = path.read_text().splitlines()[:1]
+        return json.loads(line)
     doc = parse(path.name, path.read_bytes())
     assert doc.data is not None, doc.diagnostics
     return _as_json(doc.data)

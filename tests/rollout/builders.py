@@ -16,7 +16,7 @@ from modelpin.model.fleet import Fleet
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
 from modelpin.model.tenant import Tenant
-from tests.fleetkit import FleetSpec, evidence, tenant
+from tests.fleetkit import FleetSpec, evidence, promoted, tenant
 
 A = "gpt-5-2026-01-10"
 V = "gpt-5-2026-03-14"
@@ -53,8 +53,8 @@ def rolled_back(since: str) -> dict[str, Any]:
 def scenario(rollout: dict[str, Any] | None = None, *, pin: str = A, group: str = "standard",
              **tenant_extra: Any) -> FleetSpec:
     spec = FleetSpec(tenants={})
-    spec.add(tenant("p1", group="pioneers", pin=V))
-    spec.add(tenant("e1", group="early", pin=V))
+    spec.add(promoted(tenant("p1", group="pioneers", pin=V)))
+    spec.add(promoted(tenant("e1", group="early", pin=V)))
     spec.add(tenant("t1", group=group, pin=pin, rollout=copy.deepcopy(rollout), **tenant_extra))
     spec.evidence.append(evidence("t1", run_at=ago(24)))
     return spec

@@ -15,7 +15,7 @@ import pytest
 
 from modelpin.rollout.change import changed_tenants, judge_change, judge_tenant
 from modelpin.rollout.transitions import FleetContext
-from tests.fleetkit import FleetSpec, evidence, tenant
+from tests.fleetkit import FleetSpec, evidence, promoted, tenant
 from tests.rollout.builders import (
     BASE_TIME,
     JUDGE,
@@ -38,6 +38,14 @@ FRESH = ago(1)  # a since set by this change (after the base commit)
 
 def _none(_: FleetSpec) -> None:
     pass
+
+
+def _record(promoted_from: str = A, at: str = FRESH) -> Tweak:
+    """The head's t1 records its promotion (SPEC 2.1 rule 7)."""
+    def tweak(spec: FleetSpec) -> None:
+        promoted(spec.tenants["t1"], promoted_from, at)
+
+    return tweak
 
 
 @dataclass
@@ -184,10 +192,10 @@ ROWS = [
         tweak=_add(tenant("e1", group="early"))),
     Row("first-canary/manual-no-approval", shadow(ago(80)), canary(1, FRESH), "first-canary",
         ["MP109"], "group conservative needs a manual approval for 1%", group="conservative",
-        tweak=_add(tenant("s1", pin=V))),
+        tweak=_add(promoted(tenant("s1", pin=V)))),
     Row("first-canary/manual-approved", shadow(ago(80)),
         canary(1, FRESH, approvals=[APPROVAL_1]), "first-canary", [], group="conservative",
-        tweak=_add(tenant("s1", pin=V))),
+        tweak=_add(promoted(tenant("s1", pin=V)))),
     Row("trap/max-in-flight", shadow(ago(30)), canary(5, FRESH), "first-canary", ["MP110"],
         "group standard allows 1 tenant(s) in canary of gpt-5-2026-03-14 at once "
         "(max_in_flight); 1 other(s) are: t2", tweak=_cap(1, "t2")),
@@ -241,11 +249,20 @@ ROWS = [
         {**paused(1, FRESH), "approvals": [{**APPROVAL_1, "at": ago(1)}]}, "pause", [],
         group="conservative", tweak=_add(tenant("s1", pin=V))),
     # canary(100) -> pinned(V)
-    Row("promote", canary(100, ago(30)), None, "promote", [], pin_after=V),
+    Row("promote", canary(100, ago(30)), None, "promote", [], pin_after=V,
+        head_tweak=_record()),
     Row("promote/soak", canary(100, ago(3)), None, "promote", ["MP106"], "soak 3h of 24h",
-        pin_after=V),
+        pin_after=V, head_tweak=_record()),
     Row("promote/frozen", canary(100, ago(30)), None, "promote", ["MP104"], pin_after=V,
-        tweak=_frozen),
+        tweak=_frozen, head_tweak=_record()),
+    Row("promote/no-record", canary(100, ago(30)), None, "promote", ["MP121", "MP121"],
+        "a promotion records promoted_from", pin_after=V),
+    Row("promote/record-from-wrong-pin", canary(100, ago(30)), None, "promote", ["MP121"],
+        "found claude-4-20260201", pin_after=V, head_tweak=_record(JUDGE)),
+    Row("promote/pinned-at-in-future", canary(100, ago(30)), None, "promote", ["MP103"],
+        "is in the future", pin_after=V, head_tweak=_record(at="2026-03-25T13:00:00Z")),
+    Row("promote/pinned-at-before-base", canary(100, ago(30)), None, "promote", ["MP121"],
+        "earlier than the base commit", pin_after=V, head_tweak=_record(at=ago(5))),
     Row("trap/promote-before-100", canary(50, ago(30)), None, None, ["MP101"],
         "promotes before canary 100", pin_after=V),
     # -> paused(p)
@@ -280,10 +297,10 @@ ROWS = [
     Row("repin/revert", None, None, "repin", [], pin_after=JUDGE, previous_pins=(JUDGE,)),
     Row("repin/revert-frozen", None, None, "repin", [], pin_after=JUDGE,
         previous_pins=(JUDGE,), tweak=_frozen),
-    Row("repin/no-override", None, None, None, ["MP105"],
+    Row("repin/no-override", None, None, "repin", ["MP105"],
         "pin changed gpt-5-2026-01-10 -> claude-4-20260201 directly: tenant t1 has no "
         "override_allowed", pin_after=JUDGE),
-    Row("repin/override-granted-in-same-change", None, None, None, ["MP105"],
+    Row("repin/override-granted-in-same-change", None, None, "repin", ["MP105"],
         "override_allowed must already be set in the base", pin_after=JUDGE,
         head_tweak=_override),
     Row("repin/override-frozen", None, None, "repin", ["MP104"], pin_after=JUDGE,

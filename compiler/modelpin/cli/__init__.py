@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "bot": "modelpin.cli.bot_command:bot",
     "guard": "modelpin.cli.guard_command:guard",
     "schema": "modelpin.cli.validate:schema",
+    "bets": "modelpin.cli.bets_command:bets",
 }
 
 

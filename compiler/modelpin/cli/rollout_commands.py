@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-import yaml
 
 from modelpin.cli.common import (
     EXIT_INVALID,
@@ -31,11 +30,13 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
+from modelpin.cli.history import open_records, pin_history, rollback_history
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
+from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import format_time
 from modelpin.rollout import gates
 from modelpin.rollout.change import Change, changed_tenants, judge_tenant
@@ -43,9 +44,6 @@ from modelpin.rollout.plan import build_plan, plan_json, render_markdown
 from modelpin.rollout.reason import Reason
 from modelpin.rollout.state import AliasState
 from modelpin.rollout.transitions import FleetContext, TransitionOption, allowed_transitions
-
-HISTORY_DEPTH = 200
-"""Commits of a tenant file searched for earlier pins (the revert rule)."""
 
 
 def _git_tree(repo: Path, rev: str) -> GitTree:
@@ -55,48 +53,32 @@ def _git_tree(repo: Path, rev: str) -> GitTree:
         raise CommandError(str(exc)) from None
 
 
-def _fleet_or_fail(result: LoadResult, what: str) -> FleetContext:
+def _fleet_or_fail(result: LoadResult, what: str) -> Fleet:
     if result.fleet is None or has_errors(result.diagnostics):
         raise CommandError(
             f"{what} is not a valid fleet; run `modelpin validate` on it", exit_code=EXIT_INVALID
         )
-    return FleetContext.build(result.fleet)
+    return result.fleet
 
 
-def pin_history(repo: Path, rev: str, path: str) -> dict[str, set[str]]:
-    """Per alias, every pin ``path`` had in the history of ``rev`` (newest first, capped)."""
-    log = subprocess.run(
-        ["git", "-C", str(repo), "log", f"-{HISTORY_DEPTH}", "--format=%H", rev, "--", path],
+def _require_descent(root: Path, base: GitTree, head: GitTree, base_rev: str,
+                     head_rev: str) -> None:
+    """SPEC 2.1 rule 5: the head descends from the base, or nothing is judged (exit 2)."""
+    proc = subprocess.run(
+        ["git", "-C", str(root), "merge-base", "--is-ancestor", base.commit, head.commit],
         capture_output=True, text=True, check=False,
     )
-    commits = log.stdout.split()
-    if log.returncode != 0 or not commits:
-        return {}
-    request = "".join(f"{c}:{path}\n" for c in commits).encode()
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "--batch"], input=request, capture_output=True,
-        check=False,
-    )
-    pins: dict[str, set[str]] = {}
-    out, pos = proc.stdout, 0
-    for _ in commits:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        if len(header) < 3:  # "<object> missing": the file did not exist then
-            pos = end + 1
-            continue
-        size = int(header[2])
-        body = out[end + 1 : end + 1 + size]
-        pos = end + 1 + size + 1
-        try:
-            doc = yaml.safe_load(body)
-        except yaml.YAMLError:
-            continue
-        aliases = doc.get("aliases") if isinstance(doc, dict) else None
-        for name, alias in (aliases or {}).items():
-            if isinstance(alias, dict) and isinstance(alias.get("pin"), str):
-                pins.setdefault(str(name), set()).add(alias["pin"])
-    return pins
+    if proc.returncode == 0:
+        return
+    if proc.returncode == 1:
+        raise CommandError(
+            f"head {head_rev} ({head.commit[:12]}) does not descend from base {base_rev} "
+            f"({base.commit[:12]}): the change would be judged against a base it does not "
+            "build on",
+            hint=f"rebase the branch on {base_rev}, or merge {base_rev} into it",
+        )
+    raise CommandError(f"cannot tell whether {head_rev} descends from {base_rev}: "
+                       f"{proc.stderr.strip()}")
 
 
 @dataclass
@@ -141,6 +123,7 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     root = repo if repo is not None else default_repo()
     base_tree = _git_tree(root, base_rev)
     head_tree = _git_tree(root, head_rev)
+    _require_descent(root, base_tree, head_tree, base_rev, head_rev)
     now = judgement_now(now_text)
     cache: ParseCache = {}
     base_result = load_fleet(base_tree, base_tree.commit_time, cache=cache)
@@ -150,8 +133,10 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
         emit_diagnostics(head_result.diagnostics, shown, head_result.source_lines,
                          {"head": head_tree.commit, "valid": False})
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
-    base = _fleet_or_fail(base_result, f"base {base_rev}")
-    head = FleetContext.build(head_result.fleet)
+    base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
+    records = open_records(rollback_history(root, base_tree.commit), base_fleet)
+    base = FleetContext.build(base_fleet, records)
+    head = FleetContext.build(head_result.fleet, records)
     changes: list[Change] = []
     for tenant_id in changed_tenants(base.fleet, head.fleet):
         history = _history_for(root, base_tree, base, head, tenant_id)
@@ -258,7 +243,10 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
     if result.fleet is None or has_errors(result.diagnostics):
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
         return EXIT_INVALID
-    ctx = FleetContext.build(result.fleet)
+    history_rev = rev or ("HEAD" if (root / ".git").exists() else None)
+    records = (open_records(rollback_history(root, history_rev), result.fleet)
+               if history_rev else {})
+    ctx = FleetContext.build(result.fleet, records)
     found = ctx.fleet.tenants.get(tenant)
     if found is None:
         guess = did_you_mean(tenant, sorted(ctx.fleet.tenants))
@@ -267,8 +255,8 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         raise CommandError(f"tenant {tenant} has no alias {alias!r}",
                            hint=f"aliases: {', '.join(sorted(found.aliases))}")
     history: dict[str, set[str]] = {}
-    if rev or (root / ".git").exists():
-        history = pin_history(root, rev or "HEAD", ctx.fleet.tenant_path(tenant))
+    if history_rev:
+        history = pin_history(root, history_rev, ctx.fleet.tenant_path(tenant))
     names = [alias] if alias else sorted(found.aliases)
     report = []
     for name in names:

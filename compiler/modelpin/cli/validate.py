@@ -22,10 +22,12 @@ from modelpin.cli.common import (
     summary_line,
 )
 from modelpin.diagnostics import has_errors
+from modelpin.model.bets import Case, Suite
 from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Evidence
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.signals import SignalsPolicy
 from modelpin.model.tenant import Tenant
 
@@ -37,6 +39,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "model-version": ModelVersion,
     "tenant": Tenant,
     "evidence": Evidence,
+    "providers": ProvidersPolicy,
+    "bets-suite": Suite,
+    "bets-case": Case,  # one line of cases.jsonl
 }
 
 

@@ -78,6 +78,10 @@ class Document:
         A path that does not exist resolves to the nearest existing parent: the key of a
         missing field points at the mapping that lacks it.
         """
+        if self.path.endswith(".jsonl"):
+            from modelpin.load.jsonl import jsonl_position  # a line is a line: see there
+
+            return jsonl_position(self.text or "", path, key=key)
         node = self._node()
         if node is None:
             return 1, 1

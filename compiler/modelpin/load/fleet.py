@@ -7,6 +7,7 @@ supplies ``now`` (retirement and sunset checks); nothing here reads the clock.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from collections.abc import Callable
@@ -17,7 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from modelpin.diagnostics import Diagnostic, error
+from modelpin.load.bets_references import check_bets
 from modelpin.load.document import Document, parse
+from modelpin.load.jsonl import parse_jsonl
 from modelpin.load.layout import (
     ARTIFACT,
     COMPATIBILITY,
@@ -25,6 +28,7 @@ from modelpin.load.layout import (
     ROLLOUT_GROUPS,
     SIGNALS,
     is_folder_readme,
+    is_json_lines,
     model_for,
     stem,
     unexpected,
@@ -77,7 +81,7 @@ def _load_file(
         hit = cache.get(key)
         if hit is not None:
             return hit
-    doc = parse(path, raw)
+    doc = parse_jsonl(path, raw) if is_json_lines(path) else parse(path, raw)
     own: list[Diagnostic] = list(doc.diagnostics)
     value: BaseModel | None = None
     if doc.data is not None:
@@ -181,6 +185,10 @@ def load_fleet(
                                          hint="see README: the config repository layout"))
         checker = CrossCheck(values, documents, diagnostics, now)
         fleet = checker.run()
+        suites, providers, bets_diagnostics = check_bets(values, documents, now.date())
+        diagnostics.extend(bets_diagnostics)
+        if fleet is not None:
+            fleet = dataclasses.replace(fleet, suites=suites, providers=providers)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from modelpin.model.bets import Suite, SuiteCases
 from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Evidence
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.signals import SignalsPolicy
 from modelpin.model.tenant import Tenant
 
 ROLLOUT_GROUPS = "policies/rollout-groups.yaml"
 ARTIFACT = "policies/artifact.yaml"
 SIGNALS = "policies/signals.yaml"
+PROVIDERS = "policies/providers.yaml"
 COMPATIBILITY = "model_versions/compatibility.yaml"
+SUITE_FILE = "suite.yaml"
+CASES_FILE = "cases.jsonl"
 REQUIRED = (ROLLOUT_GROUPS, COMPATIBILITY)
 FOLDER_README = "README.md"
 """The one file a config folder may hold besides config: ``<folder>/README.md`` at the
@@ -36,6 +41,8 @@ def model_for(path: str) -> type[BaseModel] | None:
         return ArtifactPolicy
     if path == SIGNALS:
         return SignalsPolicy
+    if path == PROVIDERS:
+        return ProvidersPolicy
     if path == COMPATIBILITY:
         return Compatibility
     parts = path.split("/")
@@ -45,7 +52,20 @@ def model_for(path: str) -> type[BaseModel] | None:
         return Tenant
     if parts[0] == "evidence" and len(parts) == 4 and path.endswith(".json"):
         return Evidence
+    if parts[0] == "bets" and len(parts) == 3:
+        kinds: dict[str, type[BaseModel]] = {SUITE_FILE: Suite, CASES_FILE: SuiteCases}
+        return kinds.get(parts[2])
     return None
+
+
+def is_json_lines(path: str) -> bool:
+    """Files read one JSON object per line (``load.jsonl``), not as one YAML document."""
+    return path.endswith(".jsonl")
+
+
+def suite_paths(suite_id: str) -> tuple[str, str]:
+    """(suite.yaml, cases.jsonl) of a BETS suite."""
+    return f"bets/{suite_id}/{SUITE_FILE}", f"bets/{suite_id}/{CASES_FILE}"
 
 
 def stem(path: str) -> str:
@@ -71,5 +91,7 @@ def layout_hint(path: str) -> str:
         "tenants": "tenants are tenants/<id>.yaml",
         "model_versions": "model versions are model_versions/<id>.yaml",
         "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.json",
-        "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml",
+        "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml, "
+                    "providers.yaml",
+        "bets": "a BETS suite is bets/<suite>/suite.yaml and bets/<suite>/cases.jsonl",
     }.get(top, "")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-CONFIG_DIRS = ("policies", "model_versions", "tenants", "evidence")
+CONFIG_DIRS = ("policies", "model_versions", "tenants", "evidence", "bets")
 
 
 class TreeError(Exception):

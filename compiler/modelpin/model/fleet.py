@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from modelpin.model.bets import Suite
 from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Evidence
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
+from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.tenant import Tenant
 
 EvidenceKey = tuple[str, str, str]
@@ -31,6 +33,8 @@ class Fleet:
     tenants: Mapping[str, Tenant]
     evidence: Mapping[EvidenceKey, Evidence] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
+    suites: Mapping[str, Suite] = field(default_factory=dict)
+    providers: ProvidersPolicy | None = None
 
     def tenant_path(self, tenant_id: str) -> str:
         return self.paths.get(f"tenant:{tenant_id}", f"tenants/{tenant_id}.yaml")

@@ -133,6 +133,12 @@ class Rollout(StrictModel):
 class Alias(StrictModel):
     kind: ModelKind
     pin: Identifier
+    pinned_at: AwareDatetime | None = None
+    """Written by the promotion that set ``pin`` (SPEC 2.1 rule 7); absent at onboarding."""
+    promoted_from: Identifier | None = None
+    """The pin a promotion replaced; with ``pinned_at``, the record of a judged promotion."""
+    cleared_rollbacks: list[Identifier] = []
+    """Versions this alias rolled back from that a human has cleared to be tried again."""
     rollout: Rollout | None = None
 
     @model_validator(mode="after")
@@ -140,6 +146,12 @@ class Alias(StrictModel):
         if self.rollout is not None and self.rollout.candidate == self.pin:
             raise rule_error("the rollout's 'candidate' is the current 'pin'",
                              "rollout", "candidate")
+        if (self.pinned_at is None) != (self.promoted_from is None):
+            missing = "promoted_from" if self.promoted_from is None else "pinned_at"
+            raise rule_error(f"a promotion records both 'pinned_at' and 'promoted_from': "
+                             f"'{missing}' is missing", missing)
+        if self.promoted_from == self.pin:
+            raise rule_error("'promoted_from' is the current 'pin'", "promoted_from")
         return self
 
 

@@ -3,6 +3,10 @@
 ``changed_tenants`` finds what differs between two fleets (O(tenants), equality of
 validated models); ``judge_tenant`` judges one tenant's changes with the rules in
 ``transitions``' docstring. Only changed tenants are judged, against indexes built once.
+
+Each alias change is classified (which row of ``table.TABLE`` moves base -> head) and
+gated twice (SPEC 2.1 rule 1): under the base's rules with the tenant's base settings,
+and under the head's; it passes only if both allow it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import Alias, Tenant, format_time
 from modelpin.rollout.reason import Reason, alias_path, rollout_path
 from modelpin.rollout.state import AliasState, format_percent
+from modelpin.rollout.table import BY_KIND, between
 from modelpin.rollout.transitions import (
     Facts,
     FleetContext,
     TransitionKind,
-    frozen_reasons,
     transition_gates,
+    under_base_rules,
+    with_base_settings,
 )
 
 
@@ -129,41 +135,138 @@ def judge_change(
         return Change(tenant_id, alias_name, before, None, None)
     if old is None or old_tenant is None:
         # A new alias (or tenant) starts pinned; a rollout in it is judged as a start.
-        old = Alias(kind=new.kind, pin=new.pin)
-    group_name = new_tenant.group
-    group = head.fleet.policy.groups[group_name]
-    facts = Facts(
-        base,
-        head,
-        new_tenant,
-        group_name,
-        group,
-        new_tenant.freeze or (old_tenant.freeze if old_tenant else False),
-        now,
-    )
-    kind, reasons = _classify(facts, old_tenant, alias_name, old, new, base_time, previous_pins)
-    return Change(tenant_id, alias_name, AliasState.of(old), AliasState.of(new), kind, reasons)
+        onboard = _onboarding_reasons(base, tenant_id, alias_name, new, new_tenant, now)
+        old = Alias(kind=new.kind, pin=new.pin, pinned_at=new.pinned_at,
+                    promoted_from=new.promoted_from)
+    else:
+        onboard = []
+    verdicts: list[_Verdict] = []
+    for rules, tenant in (
+        (under_base_rules(base, head), with_base_settings(new_tenant, old_tenant)),
+        (head, new_tenant),
+    ):
+        if tenant.group not in rules.fleet.policy.groups:
+            reason = Reason("MP100", f"group {tenant.group} is not defined in the base: add "
+                            "the group in one change, its tenants in the next", ("group",))
+            verdicts.append((None, (reason,)))
+            continue
+        facts = Facts(
+            base,
+            rules,
+            tenant,
+            tenant.group,
+            rules.fleet.policy.groups[tenant.group],
+            new_tenant.freeze or (old_tenant.freeze if old_tenant else False),
+            now,
+            previous_pins=previous_pins,
+            override=new_tenant.override_allowed
+            and (old_tenant is None or old_tenant.override_allowed),
+            override_in_head=new_tenant.override_allowed,
+            base_time=base_time,
+        )
+        verdicts.append(_classify(facts, alias_name, old, new, base_time))
+    (kind, first), (head_kind, second) = verdicts
+    reasons = [*onboard, *first, *(r for r in second if r not in first)]
+    if head_kind != kind and not reasons:  # cannot happen: one of them has a reason
+        kind = None
+    return Change(tenant_id, alias_name, AliasState.of(old), AliasState.of(new), kind,
+                  tuple(reasons))
+
+
+def _onboarding_reasons(base: FleetContext, tenant_id: str, name: str, new: Alias,
+                        tenant: Tenant, now: datetime) -> list[Reason]:
+    """SPEC 2.1 rule 7: a new tenant or alias pins only a version that is not retired or
+    blocked (base facts) and that its group already pins or has cleared; it records no
+    promotion, so it clears nothing."""
+    reasons = []
+    if new.pinned_at is not None or new.promoted_from is not None:
+        reasons.append(Reason(
+            "MP121",
+            "a new alias records no promotion: pinned_at/promoted_from are written only by "
+            "a judged promotion",
+            alias_path(name, "promoted_from" if new.promoted_from else "pinned_at"),
+        ))
+    model = base.fleet.models.get(new.pin)
+    path = alias_path(name, "pin")
+    if model is None:
+        reasons.append(Reason("MP122", f"{new.pin} is not a model version of the base: add "
+                              "it in one change, pin it in the next", path))
+        return reasons
+    if model.blocked:
+        reasons.append(Reason("MP122", f"{new.pin} is blocked in the base", path))
+    if model.retired(now.date()):
+        reasons.append(Reason("MP122", f"{new.pin} retired on {model.retires_on}", path))
+    group = tenant.group
+    if group not in base.fleet.policy.groups:
+        return reasons
+    progress = base.index.of(group, new.pin)
+    if progress.pinned_by:
+        return reasons
+    if not base.graph.ancestors(group):
+        return reasons  # a root group: nothing upstream to clear
+    blockers = base.index.upstream_blockers(base.graph, group, new.pin)
+    if blockers or not _has_upstream_tenants(base, group):
+        why = blockers[0] if blockers else "no upstream group has tenants"
+        reasons.append(Reason(
+            "MP122",
+            f"new {tenant_id}/{name} pins {new.pin}, which group {group} neither pins nor has "
+            f"cleared: {why}",
+            path,
+            hint=f"pin a version group {group} already runs, then roll {new.pin} out",
+        ))
+    return reasons
+
+
+def _has_upstream_tenants(base: FleetContext, group: str) -> bool:
+    return any(base.index.tenants_per_group.get(g) for g in base.graph.ancestors(group))
+
+
 
 
 _Verdict = tuple[TransitionKind | None, tuple[Reason, ...]]
 
 
-def _classify(
-    j: Facts,
-    old_tenant: Tenant | None,
-    name: str,
-    old: Alias,
-    new: Alias,
-    base_time: datetime,
-    previous_pins: Collection[str],
-) -> _Verdict:
+def _classify(j: Facts, name: str, old: Alias, new: Alias, base_time: datetime) -> _Verdict:
+    kind, reasons = _shape(j, name, old, new, base_time)
+    return kind, (*reasons, *_record_edits(name, old, new, kind))
+
+
+def _record_edits(name: str, old: Alias, new: Alias,
+                  kind: TransitionKind | None) -> list[Reason]:
+    """Only a promotion writes ``pinned_at``/``promoted_from`` (SPEC 2.1 rule 7); a direct
+    pin change drops them (it is no judged promotion); otherwise they never change."""
+    if kind == "promote":
+        return []
+    record = (new.pinned_at, new.promoted_from)
+    if record == (old.pinned_at, old.promoted_from) and new.pin == old.pin:
+        return []
+    if new.pin != old.pin and record == (None, None):
+        return []
+    field = "promoted_from" if new.promoted_from != old.promoted_from else "pinned_at"
+    if new.pin != old.pin and new.promoted_from is None:
+        field = "pinned_at"
+    return [Reason(
+        "MP121",
+        "pinned_at/promoted_from are written only by a judged promotion (canary 100 -> "
+        f"pinned): this change {'sets' if new.pin != old.pin else 'edits'} them",
+        alias_path(name, field),
+        hint="a direct pin change removes both fields",
+    )]
+
+
+def _shape(j: Facts, name: str, old: Alias, new: Alias, base_time: datetime) -> _Verdict:
+    """Which row of the table moves ``old`` -> ``new``, and its gates' reasons."""
     b, h = AliasState.of(old), AliasState.of(new)
     ladder = j.group.ladder
+    rows = between(b.kind, h.kind)
 
     def illegal(code: str, message: str, *path: str | int) -> _Verdict:
         return None, (Reason(code, message, path or rollout_path(name, "stage")),)
 
-    def gated(kind: TransitionKind, fresh_since: bool = True) -> _Verdict:
+    def gated(kind: TransitionKind) -> _Verdict:
+        row = BY_KIND[kind]
+        if row not in rows:  # the table is the authority on which moves exist
+            return illegal("MP100", f"{b.label()} -> {h.label()} is not a stage transition")
         reasons = transition_gates(
             j,
             kind,
@@ -174,15 +277,15 @@ def _classify(
             new.rollout.approvals if new.rollout else [],
             ack=bool(new.rollout and new.rollout.prompt_changes_ack),
         )
-        if fresh_since:
-            reasons = _since_reasons(name, b, h, base_time, entering=True) + reasons
+        if row.fresh_since:
+            reasons = _since_reasons(name, b, h, base_time, j.now, entering=True) + reasons
         return kind, tuple(reasons)
 
     if b.kind == "pinned" or (b.kind == "rolled-back" and h.kind == "pinned"):
         if h.kind == "pinned":
             if h.pin == b.pin:
                 return ("acknowledge-rollback" if b.kind == "rolled-back" else None), ()
-            return _repin(j, old_tenant, name, b.pin, h.pin, previous_pins)
+            return gated("repin")
         if h.pin != b.pin:
             return illegal(
                 "MP102",
@@ -199,7 +302,7 @@ def _classify(
         if edits:
             return None, tuple(edits)
         if h.kind == "rolled-back":
-            return None, tuple(_since_reasons(name, b, h, base_time, entering=False))
+            return None, tuple(_since_reasons(name, b, h, base_time, j.now, entering=False))
         return illegal(
             "MP100",
             f"{b.label()} -> {h.label()}: acknowledge the rollback first "
@@ -209,7 +312,7 @@ def _classify(
     if h.kind == "pinned":
         if h.pin == b.candidate:
             if b.kind == "canary" and b.percent == 100:
-                return gated("promote", fresh_since=False)
+                return gated("promote")
             return illegal(
                 "MP101",
                 f"{b.label()} -> pinned {h.pin} promotes before canary 100",
@@ -246,11 +349,11 @@ def _classify(
                 *rollout_path(name, "percent"),
             )
         if b.kind == "paused":
-            return None, tuple(_since_reasons(name, b, h, base_time, entering=False))
+            return None, tuple(_since_reasons(name, b, h, base_time, j.now, entering=False))
         return "pause", ()
     if h.kind == "shadow":
         if b.kind == "shadow":
-            return None, tuple(_since_reasons(name, b, h, base_time, entering=False))
+            return None, tuple(_since_reasons(name, b, h, base_time, j.now, entering=False))
         return illegal("MP100", f"{b.label()} -> shadow goes backwards: pause or roll back")
     # h is canary
     if b.kind == "paused":
@@ -263,7 +366,7 @@ def _classify(
         return gated("resume")
     expected = ladder[0] if b.kind == "shadow" else _next_after(ladder, b.percent)
     if b.kind == "canary" and h.percent == b.percent:
-        return None, tuple(_since_reasons(name, b, h, base_time, entering=False))
+        return None, tuple(_since_reasons(name, b, h, base_time, j.now, entering=False))
     if b.kind == "canary" and (h.percent or 0) < (b.percent or 0):
         return illegal(
             "MP100",
@@ -295,13 +398,23 @@ def _skip_message(ladder: list[float], b: AliasState, h: AliasState, expected: f
 
 
 def _since_reasons(
-    name: str, b: AliasState, h: AliasState, base_time: datetime, *, entering: bool
+    name: str, b: AliasState, h: AliasState, base_time: datetime, now: datetime, *,
+    entering: bool
 ) -> list[Reason]:
-    """No backdating: a changed since is not earlier than the base commit; a new stage
-    gets a fresh since."""
+    """No backdating: a changed since is not earlier than the base commit, nor later than
+    now (SPEC 2.1 rule 5); a new stage gets a fresh since."""
     path = rollout_path(name, "since")
     if h.since is None:
         return []
+    if h.since != b.since and h.since > now:
+        return [
+            Reason(
+                "MP103",
+                f"since {_t(h.since)} is in the future (now {_t(now)}): a stage is entered "
+                "when the change merges, not later",
+                path,
+            )
+        ]
     if entering and b.since is not None and h.since == b.since:
         return [
             Reason(
@@ -356,35 +469,6 @@ def _in_flight_edits(name: str, old: Alias, new: Alias, *, approvals: bool = Tru
             )
         )
     return out
-
-
-def _repin(
-    j: Facts,
-    old_tenant: Tenant | None,
-    name: str,
-    old_pin: str,
-    new_pin: str,
-    previous_pins: Collection[str],
-) -> _Verdict:
-    path = alias_path(name, "pin")
-    if new_pin in previous_pins:
-        return "repin", ()
-    if j.tenant.override_allowed and (old_tenant is None or old_tenant.override_allowed):
-        return "repin", tuple(frozen_reasons(j, "pin change", path))
-    why = (
-        "override_allowed must already be set in the base"
-        if j.tenant.override_allowed
-        else f"tenant {j.tenant.id} has no override_allowed"
-    )
-    return None, (
-        Reason(
-            "MP105",
-            f"pin changed {old_pin} -> {new_pin} directly: {why}, and "
-            f"{new_pin} is not a pin it had before",
-            path,
-            hint="change a pin through a rollout (start it in shadow)",
-        ),
-    )
 
 
 def _t(value: datetime) -> str:

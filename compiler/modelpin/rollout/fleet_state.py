@@ -7,6 +7,7 @@ fleet, so judging k changed tenants of an n-tenant fleet costs O(n + k), not O(n
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from modelpin.model.fleet import Fleet
@@ -19,7 +20,10 @@ class CandidateProgress:
     """How far one group has taken one candidate version."""
 
     cleared_by: list[str] = field(default_factory=list)
-    """Tenants running it at canary 100 or pinned to it (promoted)."""
+    """Tenants running it at canary 100 or pinned to it by a judged promotion (with
+    ``pinned_at`` and ``promoted_from``, SPEC 2.1 rule 7); an onboarding pin clears nothing."""
+    pinned_by: list[str] = field(default_factory=list)
+    """Tenants pinned to it, promoted or not (a new tenant of the group may pin it)."""
     unfinished: list[tuple[str, AliasState]] = field(default_factory=list)
     """Tenants with it in flight below canary 100 (shadow, canary < 100, any pause)."""
     rolled_back: list[str] = field(default_factory=list)
@@ -30,6 +34,10 @@ class CandidateProgress:
 ProgressKey = tuple[str, str]
 """(group, candidate version)."""
 
+RollbackRecords = Mapping[tuple[str, str], Collection[str]]
+"""(tenant, alias) -> candidates it rolled back from, kept on record from the published
+history and not cleared by a human (SPEC 2.1 rule 7)."""
+
 
 @dataclass
 class FleetIndex:
@@ -39,7 +47,7 @@ class FleetIndex:
     progress: dict[ProgressKey, CandidateProgress]
 
     @classmethod
-    def build(cls, fleet: Fleet) -> FleetIndex:
+    def build(cls, fleet: Fleet, records: RollbackRecords | None = None) -> FleetIndex:
         per_group: dict[str, int] = {}
         progress: dict[ProgressKey, CandidateProgress] = {}
         for tenant_id, tenant in fleet.tenants.items():
@@ -50,7 +58,9 @@ class FleetIndex:
                 pinned = progress.get((group, state.pin))
                 if pinned is None:
                     pinned = progress[(group, state.pin)] = CandidateProgress()
-                pinned.cleared_by.append(tenant_id)
+                pinned.pinned_by.append(tenant_id)
+                if alias.promoted_from is not None:
+                    pinned.cleared_by.append(tenant_id)
                 if state.candidate is None:
                     continue
                 entry = progress.get((group, state.candidate))
@@ -65,6 +75,14 @@ class FleetIndex:
                     entry.unfinished.append((tenant_id, state))
                 if state.kind in ("canary", "paused"):
                     entry.canary_tenants.add(tenant_id)
+        for (tenant_id, _alias), candidates in (records or {}).items():
+            found = fleet.tenants.get(tenant_id)
+            if found is None:
+                continue
+            for candidate in candidates:
+                entry = progress.setdefault((found.group, candidate), CandidateProgress())
+                if tenant_id not in entry.rolled_back:
+                    entry.rolled_back.append(tenant_id)
         return cls(per_group, progress)
 
     def of(self, group: str, candidate: str) -> CandidateProgress:

@@ -1,0 +1,1 @@
+"""BETS: behavioural equivalence test suites run against pin and candidate (SPEC section 7)."""

@@ -1,0 +1,196 @@
+"""``modelpin bets run`` and ``modelpin bets capture``.
+
+``run`` validates the fleet, plans the targets (refusing a judge that is the pin or the
+candidate), checks every provider and key before the first call, runs, and only then
+writes: one signed evidence envelope per target, ``results.json`` and ``report.md``, each
+atomically. The journal under ``<out>/journal/`` makes a killed run resumable: run the
+same command again. Exit status: 0 every target ran; 1 a target could not run or missed
+a suite's per-kind requirement, or the fleet is invalid; 2 usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelpin.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    CommandError,
+    default_repo,
+    emit_diagnostics,
+    load,
+    parse_time,
+    repo_option,
+    warn,
+)
+from modelpin.diagnostics import has_errors
+from modelpin.load.document import did_you_mean
+
+EVALUATOR_KEY_ENV = "MODELPIN_EVALUATOR_KEY"
+
+
+@click.group()
+def bets() -> None:
+    """Behavioural equivalence test suites: run them, capture golden cases."""
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _evaluator_keys(key_files: tuple[Path, ...], unsigned: bool) -> list[Any]:
+    from modelpin.cli.keys import read_private_key
+
+    if unsigned:
+        if key_files:
+            raise CommandError("--unsigned and --key exclude each other")
+        return []
+    keys = []
+    for path in key_files:
+        try:
+            keys.append(read_private_key(path.read_bytes(), str(path)).key)
+        except OSError as exc:
+            raise CommandError(f"cannot read --key {path}: {exc.strerror}",
+                               exit_code=EXIT_INVALID) from None
+    env = os.environ.get(EVALUATOR_KEY_ENV, "").strip()
+    if not keys and env:
+        text = env.replace("\\n", "\n") if "\n" not in env else env
+        keys.append(read_private_key(text.encode("utf-8"), f"${EVALUATOR_KEY_ENV}").key)
+    if not keys:
+        raise CommandError(
+            "no evaluator key to sign the evidence with", exit_code=EXIT_INVALID,
+            hint=f"pass --key FILE or set {EVALUATOR_KEY_ENV} (an Ed25519 PEM key listed in "
+            "policies/evaluators.yaml); --unsigned writes bare JSON results instead")
+    return keys
+
+
+def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]]:
+    """A rich progress bar on an interactive stderr: (advance, stop)."""
+    if not sys.stderr.isatty() or total == 0:
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True), transient=True)
+    task = progress.add_task("BETS cases", total=total)
+    progress.start()
+    return (lambda: progress.advance(task)), progress.stop
+
+
+@bets.command("run")
+@repo_option
+@click.option("--tenant", "tenant_ids", multiple=True, metavar="T",
+              help="Run this tenant (repeatable).")
+@click.option("--all", "all_tenants", is_flag=True, help="Run every tenant.")
+@click.option("--candidate", default=None, metavar="V",
+              help="Judge every chat alias against model version V (default: each alias's "
+              "rollout candidate).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default: <repo>/dist/bets).")
+@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False,
+              path_type=Path), help=f"Evaluator private key (PEM); else ${EVALUATOR_KEY_ENV}.")
+@click.option("--unsigned", is_flag=True, help="Write bare JSON results, unsigned.")
+@click.option("--now", "now_text", default=None, metavar="TIME",
+              help="run_at of the evidence (RFC 3339). Default: when the run first started.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Cases in flight at once (default: twice the providers' concurrency).")
+def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: bool,
+                candidate: str | None, out: Path | None, key_files: tuple[Path, ...],
+                unsigned: bool, now_text: str | None, workers: int | None) -> int:
+    """Run the tenants' BETS suites against pin and candidate; write signed evidence."""
+    from modelpin.bets.plan import JudgeRefused, plan_targets
+
+    if all_tenants == bool(tenant_ids):
+        raise CommandError("give --tenant T (one or more) or --all")
+    root = repo if repo is not None else default_repo()
+    clock = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
+    result, root = load(root, None, clock.isoformat())
+    if has_errors(result.diagnostics) or result.fleet is None:
+        emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
+        raise CommandError("the fleet is invalid; fix it before running BETS",
+                           exit_code=EXIT_INVALID)
+    fleet = result.fleet
+    del result
+    for tid in tenant_ids:
+        if tid not in fleet.tenants:
+            raise CommandError(f"unknown tenant '{tid}'",
+                               hint=did_you_mean(tid, sorted(fleet.tenants)))
+    if candidate is not None and candidate not in fleet.models:
+        raise CommandError(f"--candidate {candidate} is not a model version of the fleet",
+                           hint=did_you_mean(candidate, sorted(fleet.models)))
+    chosen = sorted(fleet.tenants) if all_tenants else list(dict.fromkeys(tenant_ids))
+    try:
+        targets, skipped = plan_targets(fleet, chosen, candidate, clock.date())
+    except JudgeRefused as exc:
+        raise CommandError(f"refusing to run: {exc}", exit_code=EXIT_INVALID,
+                           hint="set the suite's 'judge' to another chat model version") from None
+    for skip in skipped:
+        if skip.problem:
+            warn(f"{skip.tenant}/{skip.alias} not run: {skip.reason}")
+    if not targets:
+        click.echo("nothing to run")
+        return EXIT_INVALID if any(s.problem for s in skipped) else EXIT_OK
+    keys = _evaluator_keys(key_files, unsigned)
+    out_dir = out if out is not None else root / "dist" / "bets"
+    from modelpin.bets.session import RunRefused, RunSession
+
+    try:
+        session = RunSession(fleet, root, targets, out_dir, now_text is not None, clock, workers)
+        results, run_at, stats = session.execute(_progress)
+    except RunRefused as exc:
+        raise CommandError(str(exc), exit_code=EXIT_INVALID, hint=exc.hint) from None
+    from modelpin.bets.report import (
+        evidence_path,
+        evidence_predicate,
+        markdown_report,
+        result_document,
+    )
+
+    signed = bool(keys)
+    for r in results:
+        predicate = evidence_predicate(r, run_at)
+        if signed:
+            from modelpin import attestation
+
+            data = attestation.sign(predicate, keys)
+        else:
+            data = (json.dumps(predicate, indent=2, sort_keys=True) + "\n").encode()
+        write_atomic(out_dir / evidence_path(r, signed), data)
+    document = result_document(results, skipped, run_at, stats, signed)
+    write_atomic(out_dir / "results.json",
+                 (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(out_dir / "report.md", markdown_report(results, skipped, run_at).encode())
+    failed = False
+    for r in results:
+        t = r.target
+        unmet = r.unmet_requirements()
+        failed = failed or bool(unmet)
+        click.echo(f"{t.tenant}/{t.alias}: {t.baseline} -> {t.candidate}: {r.passed}/{r.cases} "
+                   f"passed{'; unmet: ' + '; '.join(unmet) if unmet else ''}")
+    click.echo(f"calls: {stats['paid']} made, {stats['reused']} from the journal; wrote "
+               f"{len(results)} evidence file(s), results.json and report.md to {out_dir}")
+    return EXIT_INVALID if failed or any(s.problem for s in skipped) else EXIT_OK
+

@@ -1,0 +1,113 @@
+"""Every refusal of ``bets run`` happens before the first call, with a message and a hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bets.conftest import Bets
+from tests.bets.fleet import KEY_ENV
+
+CLEAN = "gpt-5-2026-03-14"
+
+
+def _no_calls(bets: Bets) -> None:
+    assert bets.server.stats()["requests"] == 0
+    assert not (bets.root / "out").exists()
+
+
+@pytest.mark.parametrize("args", [(), ("--all", "--tenant", "t-tools")],
+                         ids=["neither", "both"])
+def test_tenant_or_all_is_required(bets: Bets, args: tuple[str, ...]) -> None:
+    code, _out, err = bets.run(*args, "--unsigned")
+    assert code == 2
+    assert "give --tenant T (one or more) or --all" in err
+    _no_calls(bets)
+
+
+def test_unknown_tenant_is_a_usage_error_with_a_suggestion(bets: Bets) -> None:
+    code, _out, err = bets.run("--tenant", "t-tool", "--unsigned")
+    assert code == 2
+    assert "unknown tenant 't-tool'" in err and "did you mean 't-tools'" in err
+
+
+def test_unknown_candidate_is_a_usage_error(bets: Bets) -> None:
+    code, _out, err = bets.run("--all", "--candidate", "gpt-6-2027-01-01", "--unsigned")
+    assert code == 2
+    assert "not a model version of the fleet" in err
+
+
+def test_missing_api_key_variable_is_refused(bets: Bets, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 1
+    assert f"API key variable(s) not set: {KEY_ENV} (fake)" in err
+    _no_calls(bets)
+
+
+def test_missing_providers_file_is_refused(bets: Bets) -> None:
+    (bets.root / "policies/providers.yaml").unlink()
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 1
+    assert "policies/providers.yaml is missing" in err
+    _no_calls(bets)
+
+
+def test_provider_not_listed_is_refused(bets: Bets) -> None:
+    model = bets.root / f"model_versions/{CLEAN}.yaml"
+    model.write_text(model.read_text().replace("provider: fake", "provider: other"))
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 1
+    assert "provider(s) other are not in policies/providers.yaml" in err
+    _no_calls(bets)
+
+
+def test_no_evaluator_key_is_refused(bets: Bets) -> None:
+    code, _out, err = bets.run("--all", "--candidate", CLEAN)
+    assert code == 1
+    assert "no evaluator key" in err and "MODELPIN_EVALUATOR_KEY" in err
+    _no_calls(bets)
+
+
+def test_a_bad_key_file_is_refused(bets: Bets) -> None:
+    bad = bets.root / "bad.pem"
+    bad.write_text("not a key")
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--key", str(bad))
+    assert code == 2
+    assert "bad.pem" in err
+    _no_calls(bets)
+
+
+def test_the_key_may_come_from_the_environment(bets: Bets, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    monkeypatch.setenv("MODELPIN_EVALUATOR_KEY", bets.key_file.read_text())
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN)
+    assert code == 0, err
+    assert (bets.root / "out/evidence/t-tools/primary" / f"{CLEAN}.dsse.json").is_file()
+
+
+def test_an_invalid_fleet_is_not_run(bets: Bets) -> None:
+    cases = bets.root / "bets/tools/cases.jsonl"
+    cases.write_text(cases.read_text() + '{"id": "t-999", "messages": []}\n')
+    code, out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 1
+    assert "bets/tools/cases.jsonl:5:" in out
+    assert "the fleet is invalid" in err
+    _no_calls(bets)
+
+
+def test_nothing_in_flight_is_nothing_to_run(bets: Bets) -> None:
+    code, out, _err = bets.run("--all", "--unsigned")
+    assert code == 0
+    assert "nothing to run" in out
+    _no_calls(bets)
+
+
+def test_the_rollout_candidate_is_run_without_candidate_flag(bets: Bets) -> None:
+    tenant = bets.root / "tenants/t-tools.yaml"
+    tenant.write_text(tenant.read_text() + "    rollout: {candidate: gpt-5-renamed-2026-03-16, "
+                      "stage: shadow, since: 2026-03-20T10:00:00Z}\n")
+    code, out, err = bets.run("--all", "--unsigned")
+    assert code == 0, err
+    assert "t-tools/primary: gpt-5-2026-01-10 -> gpt-5-renamed-2026-03-16: 0/4 passed" in out
+    assert [t["tenant"] for t in bets.results()["targets"]] == ["t-tools"]
