@@ -27,6 +27,7 @@ from benchmarks import (
     cases_check,
     cases_compile,
     cases_router,
+    cases_runtime,
     cases_validate,
     fleetgen,
     measure,
@@ -144,6 +145,11 @@ class Bench:
         """Cases 5-8 come from ``benchmarks/router_cases.py`` (the router's own file)."""
         self.add(cases_router.router_rows(self.args.tenants, self.args.quick, self.log))
 
+    def case_runtime(self) -> None:
+        """Case 9: the guard loop (breach -> stop on real parts, no false trips)."""
+        self.log("case 9: runtime loop (real routers, prometheus, redis, guard)")
+        self.add(cases_runtime.runtime_rows(self.args.quick))
+
     def case_scaling(self) -> None:
         for n in self.sizes:
             if n == self.args.tenants:
@@ -192,13 +198,13 @@ class Bench:
     def run(self) -> int:
         a = self.args
         self.sizes = sorted({*a.sizes, a.tenants})
-        wanted = set(a.only.split(",")) if a.only else {"1", "2", "4", "5", "scaling"}
+        wanted = set(a.only.split(",")) if a.only else {"1", "2", "4", "5", "9", "scaling"}
         self.wanted = wanted
         info = machine()
         self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
         for key, case in (("1", self.case_validate), ("2", self.case_compile),
                           ("4", self.case_check), ("5", self.case_router),
-                          ("scaling", self.case_scaling)):
+                          ("9", self.case_runtime), ("scaling", self.case_scaling)):
             if key not in wanted:
                 continue
             try:
@@ -236,7 +242,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--only", default="",
                    help="comma list of: 1 (validate), 2 (compile, incremental), "
-                   "4 (check, explain), 5 (router cases 5-8), scaling")
+                   "4 (check, explain), 5 (router cases 5-9), 9 (runtime loop), scaling")
     p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
     p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
     p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")
