@@ -42,7 +42,7 @@ def breach_to_stop(runs: int = 3) -> list[Row]:
                 breach = time.time()
                 loop.llm.broken.add(CANDIDATE)
                 everywhere = wait_for(
-                    lambda: all(s.get("trips") for s in loop.statuses()), 60, "the trip")
+                    lambda lp=loop: all(s.get("trips") for s in lp.statuses()), 60, "the trip")
                 time.sleep(2)
                 new = [e for e in traffic.new_sessions() if e.cohort == "canary"]
                 stops.append(max(e.t for e in new) - breach)
