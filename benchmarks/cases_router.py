@@ -31,6 +31,8 @@ NAMES: dict[str, tuple[str, str, str, str]] = {
                        "no swaps"),
     "f-record": ("9 runtime", "resolve + record/s vs resolve alone/s (in-memory store)",
                  "/s", "resolve alone"),
+    "f-record-redis": ("9 runtime", "resolve + record/s vs resolve alone/s (Redis store)",
+                       "/s", "resolve alone"),
 }
 
 

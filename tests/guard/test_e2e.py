@@ -54,7 +54,8 @@ def test_breach_to_stop_drain_pr_and_clear(tmp_path: Path) -> None:
         time.sleep(3)  # afterwards no router may put a new session on the candidate
         new = traffic.new_sessions()
         last_canary = max(e.t for e in new if e.cohort == "canary")
-        after = [e for e in new if e.t > stopped_everywhere]
+        # (an answer logged up to ~0.5 s late may have been resolved before the trip)
+        after = [e for e in new if e.t > stopped_everywhere + 0.5]
         assert after and all(e.cohort == "stable" for e in after), "new sessions on canary"
         breach_to_stop = last_canary - breach
         assert breach_to_stop <= 30, breach_to_stop
