@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import (
+    cases_bot,
     cases_check,
     cases_compile,
     cases_router,
@@ -195,16 +196,33 @@ class Bench:
                 self.add([unavailable(case, f"scaling ({name})", LINEAR,
                                       "fewer than two sizes measured")])
 
+    def case_bot(self) -> None:
+        """Bot statistics under 24 hourly looks (a simulation; rates, not seconds)."""
+        canaries = 200 if self.args.quick else 1000
+        self.log(f"bot: {canaries} healthy + {canaries} regressed canaries, 24 looks")
+        for r in cases_bot.run(canaries, self.args.seed):
+            label = f"{r['feed']} data, {r['looks']} interval"
+            self.add([
+                row("bot", f"false rollbacks, healthy ({label})", r["false_rollbacks"], None,
+                    target="<= 0.01" if r["looks"] == "sequential" else "report", unit="",
+                    note=f"{canaries} canaries x 24 hourly looks"),
+                row("bot", f"rolled back in a day, +3 pt ({label})", r["power"], None,
+                    target="report", unit="",
+                    note=f"median {r['median_hours']} h" if r["median_hours"] else ""),
+            ])
+
     def run(self) -> int:
         a = self.args
         self.sizes = sorted({*a.sizes, a.tenants})
-        wanted = set(a.only.split(",")) if a.only else {"1", "2", "4", "5", "9", "scaling"}
+        wanted = (set(a.only.split(",")) if a.only
+                  else {"1", "2", "4", "5", "9", "scaling", "bot"})
         self.wanted = wanted
         info = machine()
         self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
         for key, case in (("1", self.case_validate), ("2", self.case_compile),
                           ("4", self.case_check), ("5", self.case_router),
-                          ("9", self.case_runtime), ("scaling", self.case_scaling)):
+                          ("9", self.case_runtime), ("scaling", self.case_scaling),
+                          ("bot", self.case_bot)):
             if key not in wanted:
                 continue
             try:
@@ -242,7 +260,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--only", default="",
                    help="comma list of: 1 (validate), 2 (compile, incremental), "
-                   "4 (check, explain), 5 (router cases 5-9), 9 (runtime loop), scaling")
+                   "4 (check, explain), 5 (router cases 5-9), 9 (runtime loop: breach -> "
+                   "stop, false trips), scaling, bot (false rollbacks and power of the "
+                   "bot's statistics)")
     p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
     p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
     p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")

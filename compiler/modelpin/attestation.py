@@ -23,7 +23,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import rfc8785
@@ -31,8 +31,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from modelpin import signing
+from modelpin import approvals, signing
 from modelpin.model.evidence import Authenticity, Evidence, EvidenceSource
+from modelpin.model.fleet import Fleet
 from modelpin.model.trust import Evaluators
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -276,3 +277,18 @@ def authenticate(source: EvidenceSource, evaluators: Evaluators | None,
         return Authenticity("refused", str(exc), hint=exc.hint)
     return Authenticity("signed", f"signed by {len(signers)} of {len(keys)} evaluator key(s)",
                         signers)
+
+
+def authenticate_fleet(head: Fleet, base: Fleet) -> Fleet:
+    """``head`` with every evidence file and approval judged by ``base``'s trust lists.
+
+    The loader calls it with ``base = head`` (a tree judged by its own keys); ``check``
+    and ``plan`` call it again with the real base, so a key added in the change under
+    review signs nothing that counts (SPEC 2.1 rules 1, 3, 4).
+    """
+    trust = {
+        key: authenticate(source, base.evaluators, base.evidence_sources.get(key))
+        for key, source in head.evidence_sources.items()
+    }
+    return replace(head, evidence_trust=trust,
+                   approval_verdicts=approvals.verdicts(head, base))

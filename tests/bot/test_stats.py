@@ -135,3 +135,34 @@ def test_sequential_multiplier_is_widest_early_and_never_below_fixed() -> None:
     assert values[2] == pytest.approx(
         math.sqrt((7.9361 + 1) / 7.9361 * (math.log(7.9361 + 1) + 2 * math.log(20))), rel=1e-3
     )
+
+
+WILSON = [
+    # statsmodels proportion_confint(x, n, alpha, method="wilson")
+    ((5, 200, 0.1), (0.012221026093223602, 0.050458776528813254)),
+    ((60, 2000, 0.1), (0.02433290997494867, 0.03693697758049465)),
+    ((0, 300, 0.1), (0.0, 0.008937872175128186)),
+    ((300, 10000, 0.02), (0.026278706021750343, 0.03422973689083206)),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), WILSON)
+def test_wilson_equals_statsmodels(args, expected) -> None:
+    x, n, alpha = args
+    z = stats.NormalDist().inv_cdf(1 - alpha / 2)
+    assert stats.wilson(x, n, z) == pytest.approx(expected, abs=1e-12)
+
+
+def _coercion() -> SignalPolicy:
+    return SignalPolicy(kind="rate", direction="lower_is_better", min_samples=200,
+                        confidence=0.95, tolerance=0.005, limit=0.02, action="rollback")
+
+
+def test_coercion_over_the_limit_fails_only_with_evidence() -> None:
+    stable = RateObservation(200, 20000)  # 1%
+    noisy = judge_signal("coercion_rate", _coercion(), stable, RateObservation(5, 200),
+                         limit=0.02)  # 2.5% of 200: the 90% Wilson interval reaches 1.2%
+    assert noisy.result != "fail" or "above the maximum" not in noisy.reason
+    clear = judge_signal("coercion_rate", _coercion(), stable, RateObservation(300, 10000),
+                         limit=0.02)  # 3% of 10,000: at least 2.7%
+    assert clear.result == "fail" and "is above the maximum 0.02" in clear.reason

@@ -35,7 +35,7 @@ def test_explain_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "[blocked] advance -> canary 25 of gpt-5-2026-03-14" in out
     assert "MP106 soak 31h of 72h" in out
     assert "MP107 evidence pass rate 0.941 < 0.98" in out
-    assert "MP109 group conservative needs a manual approval for 25%" in out
+    assert "MP109 group conservative needs two approvals by different people for 25%" in out
     assert "[allowed] pause -> paused 5 of gpt-5-2026-03-14" in out
     assert "[allowed] rollback -> rolled-back gpt-5-2026-03-14" in out
 

@@ -69,7 +69,7 @@ def test_reasons_name_the_numbers() -> None:
         ("MP107", "evidence pass rate 0.941 < 0.98"),
         ("MP108", "upstream group early has not cleared gpt-5-2026-03-14: "
                   "tenant e1 rolled back from it"),
-        ("MP109", "group conservative needs a manual approval for 25%: none recorded"),
+        ("MP109", "group conservative needs two approvals by different people for 25%: 0 recorded"),
     ]
 
 

@@ -133,7 +133,9 @@ def _model(**fields: Any) -> Tweak:
     return tweak
 
 
-APPROVAL_1 = {"percent": 1, "by": "jane@acme.example", "at": ago(3)}
+APPROVAL_1 = {"percent": 1, "by": "jane@acme.example", "at": ago(1)}
+APPROVAL_1B = {"percent": 1, "by": "ops@platform.example", "at": ago(1)}
+# Without approver keys configured, unsigned approvals count: two, by different people.
 
 ROWS = [
     # pinned -> shadow(V)
@@ -191,10 +193,12 @@ ROWS = [
         "first-canary", ["MP108"], "no tenant runs it at canary 100 or has promoted it",
         tweak=_add(tenant("e1", group="early"))),
     Row("first-canary/manual-no-approval", shadow(ago(80)), canary(1, FRESH), "first-canary",
-        ["MP109"], "group conservative needs a manual approval for 1%", group="conservative",
+        ["MP109"], "group conservative needs two approvals by different people for 1%",
+        group="conservative",
         tweak=_add(promoted(tenant("s1", pin=V)))),
     Row("first-canary/manual-approved", shadow(ago(80)),
-        canary(1, FRESH, approvals=[APPROVAL_1]), "first-canary", [], group="conservative",
+        canary(1, FRESH, approvals=[APPROVAL_1, APPROVAL_1B]), "first-canary", [],
+        group="conservative",
         tweak=_add(promoted(tenant("s1", pin=V)))),
     Row("trap/max-in-flight", shadow(ago(30)), canary(5, FRESH), "first-canary", ["MP110"],
         "group standard allows 1 tenant(s) in canary of gpt-5-2026-03-14 at once "
@@ -230,7 +234,7 @@ ROWS = [
         "lowers traffic"),
     Row("advance/manual-needs-approval", canary(1, ago(80), approvals=[APPROVAL_1]),
         canary(5, FRESH, approvals=[APPROVAL_1]), "advance", ["MP109"],
-        "manual approval for 5%", group="conservative",
+        "needs two approvals by different people for 5%", group="conservative",
         tweak=_add(tenant("s1", pin=V))),
     # Backdating is reported, and gains nothing: soak runs from the base state's since.
     Row("trap/backdated-since", canary(5, ago(12)), canary(25, ago(30)), "advance",
@@ -246,7 +250,7 @@ ROWS = [
         canary(1, ago(80)), None, ["MP102"], "approvals are append-only", group="conservative",
         tweak=_add(tenant("s1", pin=V))),
     Row("pause/approvals-edited", canary(1, ago(80), approvals=[APPROVAL_1]),
-        {**paused(1, FRESH), "approvals": [{**APPROVAL_1, "at": ago(1)}]}, "pause", [],
+        {**paused(1, FRESH), "approvals": [{**APPROVAL_1, "at": ago(2)}]}, "pause", [],
         group="conservative", tweak=_add(tenant("s1", pin=V))),
     # canary(100) -> pinned(V)
     Row("promote", canary(100, ago(30)), None, "promote", [], pin_after=V,

@@ -173,7 +173,7 @@ def _candidate(
     plan_md = ""
     reasons: tuple[Reason, ...] = ()
     if new_text != old_text:
-        plan_md, reasons = _judge(ctx, ref.tenant, new_text, when)
+        plan_md, reasons = judge_edit(ctx, ref.tenant, new_text, when)
     evidence = ctx.fleet.evidence.get((ref.tenant, ref.alias, ref.candidate))
     ev_lines: tuple[str, ...] = ()
     if evidence is not None:
@@ -186,7 +186,7 @@ def _candidate(
                      problems)
 
 
-def _judge(
+def judge_edit(
     ctx: FleetContext, tenant_id: str, new_text: str, now: datetime
 ) -> tuple[str, tuple[Reason, ...]]:
     """The plan of the edit and the reasons ``check`` would give against it."""

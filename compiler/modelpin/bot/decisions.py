@@ -4,7 +4,8 @@ Rules, in order:
 
 1. Per signal, a three-valued verdict. Fewer than ``min_samples`` in either cohort, or
    no data, is **inconclusive**. A canary value beyond the signal's absolute ``limit``
-   (coercion over 2% always) **fails**. Otherwise the *regression* ``d`` — how much worse
+   (coercion over 2% always) **fails** when its own one-sided interval (Wilson, at the
+   signal's confidence) is beyond the limit too. Otherwise the *regression* ``d`` — how much worse
    the canary is than stable, in the signal's own units, positive = worse — gets a
    one-sided confidence interval at the signal's ``confidence``: the lower bound above
    ``tolerance`` **fails** (significantly worse than allowed), the upper bound below
@@ -223,11 +224,25 @@ def judge_signal(
     low, high = mid - z * se, mid + z * se
     base = replace(base, regression=regression, interval=(low, high), method=method)
 
-    if limit is not None and worse_sign * (canary_value - limit) > 0:
-        side = "above the maximum" if worse_sign > 0 else "below the minimum"
-        return replace(
-            base, result="fail", reason=f"canary {_num(canary_value)} is {side} {_num(limit)}"
-        )
+    if limit is not None:
+        # The canary's own value, with its own interval: beyond the limit only when the
+        # whole interval is (a point estimate over 2% on 200 requests is noise).
+        if isinstance(canary, RateObservation):
+            c_low, c_high = stats.wilson(canary.events, canary.total, z)
+        else:
+            c_se = (UNREPORTED_STD if canary.std is None else canary.std) / math.sqrt(
+                canary.count)
+            c_low, c_high = canary_value - z * c_se, canary_value + z * c_se
+        beyond = c_low > limit if worse_sign > 0 else c_high < limit
+        if beyond:
+            side = "above the maximum" if worse_sign > 0 else "below the minimum"
+            bound = c_low if worse_sign > 0 else c_high
+            return replace(
+                base, result="fail",
+                reason=f"canary {_num(canary_value)} is {side} {_num(limit)} "
+                f"({'at least' if worse_sign > 0 else 'at most'} {_num(bound)} "
+                f"at {policy.confidence:.0%})",
+            )
     if low > threshold:
         return replace(
             base,

@@ -157,6 +157,21 @@ def publish(
     return result(status, pr)
 
 
+def open_issue(
+    key: str, title: str, body: str, labels: Sequence[str], github_client: PullRequests,
+    where: str,
+) -> PublishResult:
+    """One issue per ``key`` (a hidden marker in its body), deduplicated like PRs: an
+    open one is left as it is, one a human closed is not reopened."""
+    found = github_client.find_issue(key, "modelpin")
+    if found is not None:
+        status: PublishStatus = "unchanged" if found.state == "open" else "closed"
+        detail = "" if found.state == "open" else "the issue was closed; not reopened"
+        return PublishResult(status, where, title, body, found.number, found.html_url, detail)
+    issue = github_client.create_issue(title, body, ["modelpin", *labels])
+    return PublishResult("opened", where, title, body, issue.number, issue.html_url)
+
+
 def escalate(
     proposal: Proposal,
     github_client: PullRequests,
@@ -164,20 +179,43 @@ def escalate(
     *,
     evidence: Sequence[str] = (),
 ) -> PublishResult:
-    """Open one issue with the incident report per rollout and candidate.
-
-    Deduplicated like PRs: an open issue for the same rollout and candidate is left as
-    it is (it already reports the incident); one a human closed is not reopened.
-    """
+    """Open one issue with the incident report per rollout and candidate."""
     title = report.issue_title(proposal)
     body = report.issue_body(proposal, evidence)
     where = f"issue:{proposal.rollout.tenant}/{proposal.rollout.alias}"
     if dry_run:
         return PublishResult("dry-run", where, title, body)
-    found = github_client.find_issue(report.issue_key(proposal), "modelpin")
-    if found is not None:
-        status: PublishStatus = "unchanged" if found.state == "open" else "closed"
-        detail = "" if found.state == "open" else "the issue was closed; not reopened"
-        return PublishResult(status, where, title, body, found.number, found.html_url, detail)
-    issue = github_client.create_issue(title, body, ["modelpin", "escalate"])
-    return PublishResult("opened", where, title, body, issue.number, issue.html_url)
+    return open_issue(report.issue_key(proposal), title, body, ["escalate"], github_client,
+                      where)
+
+
+def publish_change(
+    branch: str, path: str, new_text: str, title: str, body: str, labels: Sequence[str],
+    git_adapter: GitAdapter, github_client: PullRequests, *, base: str = "main",
+    base_commit: str | None = None,
+) -> PublishResult:
+    """A lifecycle proposal (shadow to a successor, regroup) as a branch and a PR, with
+    the same idempotence as :func:`publish`."""
+    message = commit_message(title, "", {"Modelpin-Action": branch.split("/")[1],
+                                         "Modelpin-File": path})
+    pushed = git_adapter.propose(branch, {path: new_text}, message, base=base_commit)
+    if pushed.status == "no-change":
+        return PublishResult("no-change", branch, title, body, detail=f"{base} has it")
+    pr = github_client.find_pr(branch)
+    if pushed.status == "foreign":
+        return PublishResult("foreign", branch, title, body, pr.number if pr else None,
+                             pr.html_url if pr else None, "commits not made by the bot")
+    moved = pushed.status in ("created", "updated")
+    if pr is not None and pr.state != "open" and not moved:
+        return PublishResult("closed", branch, title, body, pr.number, pr.html_url,
+                             "the PR for this change was closed; not reopened")
+    if pr is None or pr.state != "open":
+        pr = github_client.create_pr(branch, base, title, body)
+        status: PublishStatus = "opened"
+    elif moved:
+        pr, _ = github_client.update_pr(pr, title, body)
+        status = "updated"
+    else:
+        status = "unchanged"
+    github_client.add_labels(pr, ["modelpin", *labels])
+    return PublishResult(status, branch, title, body, pr.number, pr.html_url)

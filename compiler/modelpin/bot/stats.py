@@ -42,6 +42,15 @@ def agresti_caffo_interval(
     return diff - z * se, diff + z * se
 
 
+def wilson(x: int, n: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of one proportion at ``z`` (Wilson 1927)."""
+    p = x / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    denom = 1 + z * z / n
+    return (centre - half) / denom, (centre + half) / denom
+
+
 def welch(
     mean1: float, std1: float, n1: int, mean2: float, std2: float, n2: int
 ) -> tuple[float, float, float]:
@@ -103,14 +112,28 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t > 0 else tail
 
 
+def t_pdf(t: float, df: float) -> float:
+    ln = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+          - (df + 1) / 2 * math.log1p(t * t / df))
+    return math.exp(ln)
+
+
 def t_ppf(q: float, df: float) -> float:
-    """The Student t quantile (bisection on the CDF; ~1e-12 absolute)."""
+    """The Student t quantile: Newton from the normal quantile, bisection as a fallback."""
     if not 0.0 < q < 1.0:
         raise ValueError("q must be in (0, 1)")
     if math.isinf(df) or df > 1e7:
         return NormalDist().inv_cdf(q)
     if q < 0.5:
         return -t_ppf(1.0 - q, df)
+    x = NormalDist().inv_cdf(q)
+    for _ in range(50):
+        step = (t_cdf(x, df) - q) / t_pdf(x, df)
+        if not math.isfinite(step):
+            break
+        x -= step
+        if abs(step) < 1e-12 * max(1.0, abs(x)):
+            return x
     low, high = 0.0, 1.0
     while t_cdf(high, df) < q:
         high *= 2.0

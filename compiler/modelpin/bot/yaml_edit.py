@@ -183,3 +183,26 @@ def apply_promotion(text: str, alias: str) -> str:
     y, data = _load(cut)
     _alias(data, alias)["pin"] = candidate
     return _dump(y, data)
+
+
+def apply_start_shadow(text: str, alias: str, candidate: str, since: datetime) -> str:
+    """Start a rollout of ``candidate`` in shadow on an alias that has none."""
+    y, data = _load(text)
+    alias_map = _alias(data, alias)
+    if alias_map.get("rollout") is not None:
+        raise YamlEditError(f"alias {alias!r} already has a rollout")
+    rollout = CommentedMap()
+    rollout["candidate"] = candidate
+    rollout["stage"] = "shadow"
+    rollout["since"] = _Timestamp(format_time(since))
+    alias_map["rollout"] = rollout
+    return _dump(y, data)
+
+
+def apply_group(text: str, group: str) -> str:
+    """Move the tenant to another rollout group (top-level ``group``)."""
+    y, data = _load(text)
+    if not isinstance(data, CommentedMap) or "group" not in data:
+        raise YamlEditError("the tenant file has no 'group'")
+    data["group"] = group
+    return _dump(y, data)

@@ -81,6 +81,36 @@ def _has_remote(root: Path, remote: str) -> bool:
     return proc.returncode == 0
 
 
+def remote_base(repo: Path | None, remote: str, main_branch: str, *, preview: bool
+                ) -> tuple[ProposalGit | None, str | None]:
+    """The git adapter and the remote main's commit proposals are built on.
+
+    No remote: publishing is refused; a preview reads the working tree (with a warning).
+    """
+    root = repo if repo is not None else Path.cwd()
+    if _has_remote(root, remote):
+        try:
+            git_adapter = ProposalGit(root, remote=remote, main=main_branch)
+            return git_adapter, git_adapter.fetch_main()
+        except GitAdapterError as exc:
+            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    if not preview:
+        raise CommandError(f"no remote {remote!r} to push to",
+                           hint="the bot builds proposals on the remote's main branch")
+    if repo is not None or (Path.cwd() / ".git").exists():
+        warn(f"no remote {remote!r}: proposals are built from the working tree")
+    return None, None
+
+
+def github_client(repository: str, api: dict[str, Any]) -> GitHubClient:
+    try:
+        return GitHubClient.from_env(
+            httpx.Client(base_url=api["api"], timeout=api["timeout"]), repository,
+            max_retries=api["retries"], min_interval=api["interval"])
+    except GitHubError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+
+
 @click.command()
 @click.option("--telemetry", required=True, metavar="FILE|URL",
               help="Telemetry JSON file (docs/telemetry.md) or a Prometheus server URL.")
@@ -126,20 +156,7 @@ def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bo
                            "and --github-interval not negative")
     now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
     preview = dry_run or not push
-    root = repo if repo is not None else Path.cwd()
-    git_adapter: ProposalGit | None = None
-    base: str | None = None
-    if _has_remote(root, remote):
-        try:
-            git_adapter = ProposalGit(root, remote=remote, main=main_branch)
-            base = git_adapter.fetch_main()
-        except GitAdapterError as exc:
-            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
-    elif not preview:
-        raise CommandError(f"no remote {remote!r} to push to",
-                           hint="the bot builds proposals on the remote's main branch")
-    elif repo is not None or (Path.cwd() / ".git").exists():
-        warn(f"no remote {remote!r}: proposals are built from the working tree")
+    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview)
     result, root = load(repo, base, now.isoformat())
     if result.fleet is None:
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
@@ -185,14 +202,7 @@ def _publish(cycle: Cycle, git_adapter: ProposalGit | None, base: str | None,
              repository: str | None, main_branch: str, api: dict[str, Any]) -> int:
     """Publish every candidate on its own; the number that failed."""
     assert git_adapter is not None
-    github = None
-    if repository:
-        try:
-            github = GitHubClient.from_env(
-                httpx.Client(base_url=api["api"], timeout=api["timeout"]), repository,
-                max_retries=api["retries"], min_interval=api["interval"])
-        except GitHubError as exc:
-            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    github = github_client(repository, api) if repository else None
     failed = 0
     for candidate in cycle.candidates:
         proposal = candidate.proposal

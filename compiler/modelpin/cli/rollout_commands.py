@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from modelpin import attestation
 from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -96,6 +97,13 @@ class _Judged:
         return ":".join(str(p) for p in self.position(tenant, reason))
 
     def position(self, tenant: str, reason: Reason) -> tuple[str, int, int]:
+        if reason.file is not None:  # about another file (evidence): a path inside it
+            for result in (self.head_result, self.base_result):
+                doc = result.documents.get(reason.file)
+                if doc is not None:
+                    line, col = doc.position(reason.path)
+                    return reason.file, line, col
+            return reason.file, 1, 1
         for ctx, result in ((self.head, self.head_result), (self.base, self.base_result)):
             if tenant in ctx.fleet.tenants:
                 path = ctx.fleet.tenant_path(tenant)
@@ -136,8 +144,13 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
     records = open_records(rollback_history(root, base_tree.commit), base_fleet)
     base = FleetContext.build(base_fleet, records)
-    head = FleetContext.build(head_result.fleet, records)
-    changes: list[Change] = []
+    # Evidence and approvals count only as the BASE's trust lists say (SPEC 2.1 rules 3, 4).
+    head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
+                              records)
+    changes: list[Change] = [
+        Change(key[0], None, None, None, None, (reason,))
+        for key, reason in gates.evidence_change_reasons(base_fleet, head.fleet, now)
+    ]
     for tenant_id in changed_tenants(base.fleet, head.fleet):
         history = _history_for(root, base_tree, base, head, tenant_id)
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from modelpin import attestation
 from modelpin.diagnostics import Diagnostic, error
 from modelpin.load.bets_references import check_bets
 from modelpin.load.document import Document, parse
@@ -36,7 +37,7 @@ from modelpin.load.layout import (
 from modelpin.load.references import CrossCheck
 from modelpin.load.tree import SourceTree, blob_id_of
 from modelpin.load.validation import diagnostics_for
-from modelpin.model.evidence import Evidence
+from modelpin.model.evidence import Evidence, EvidenceEnvelope
 from modelpin.model.fleet import Fleet
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.signals import SignalsPolicy
@@ -100,10 +101,29 @@ def _load_file(
             value = None
     if value is not None and model is Tenant:
         own.extend(_check_tools(doc, value))  # type: ignore[arg-type]
+    if value is not None and model is EvidenceEnvelope:
+        value = _open_envelope(doc, raw, own)
     result = (doc, value, own)
     if cache is not None and key is not None:
         cache[key] = result
     return result
+
+
+def _open_envelope(doc: Document, raw: bytes, own: list[Diagnostic]) -> Evidence | None:
+    """The BETS result inside a signed evidence file (signatures are judged later,
+    against a trust list); a malformed statement is a diagnostic on the envelope."""
+    try:
+        return attestation.read(raw).evidence
+    except attestation.PredicateError as exc:
+        line, col = doc.position(("payload",))
+        for _, message in exc.problems:
+            own.append(error("MP012", f"predicate {message}", doc.path, line, col,
+                             hint="the BETS result inside the envelope breaks a field rule; "
+                             "fix the result and sign it again (`modelpin attest`)"))
+    except attestation.AttestationError as exc:
+        line, col = doc.position(exc.where[:1] or ("payload",))
+        own.append(error("MP040", str(exc), doc.path, line, col, hint=exc.hint))
+    return None
 
 
 _SchemaProblem = tuple[str, tuple[str | int, ...]]
@@ -189,6 +209,8 @@ def load_fleet(
         diagnostics.extend(bets_diagnostics)
         if fleet is not None:
             fleet = dataclasses.replace(fleet, suites=suites, providers=providers)
+        if fleet is not None:
+            fleet = attestation.authenticate_fleet(fleet, fleet)
     finally:
         if gc_was_enabled:
             gc.enable()

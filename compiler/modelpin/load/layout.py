@@ -6,16 +6,20 @@ from pydantic import BaseModel
 
 from modelpin.model.bets import Suite, SuiteCases
 from modelpin.model.compatibility import Compatibility
-from modelpin.model.evidence import Evidence
+from modelpin.model.evidence import Evidence, EvidenceEnvelope
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
 from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.signals import SignalsPolicy
 from modelpin.model.tenant import Tenant
+from modelpin.model.trust import Approvers, Evaluators
 
 ROLLOUT_GROUPS = "policies/rollout-groups.yaml"
 ARTIFACT = "policies/artifact.yaml"
 SIGNALS = "policies/signals.yaml"
+EVALUATORS = "policies/evaluators.yaml"
+APPROVERS = "policies/approvers.yaml"
+SIGNED_EVIDENCE_SUFFIX = ".dsse.json"
 PROVIDERS = "policies/providers.yaml"
 COMPATIBILITY = "model_versions/compatibility.yaml"
 SUITE_FILE = "suite.yaml"
@@ -45,17 +49,29 @@ def model_for(path: str) -> type[BaseModel] | None:
         return ProvidersPolicy
     if path == COMPATIBILITY:
         return Compatibility
+    if path == EVALUATORS:
+        return Evaluators
+    if path == APPROVERS:
+        return Approvers
     parts = path.split("/")
     if parts[0] == "model_versions" and len(parts) == 2 and path.endswith(".yaml"):
         return ModelVersion
     if parts[0] == "tenants" and len(parts) == 2 and path.endswith(".yaml"):
         return Tenant
+    if parts[0] == "evidence" and len(parts) == 4 and path.endswith(SIGNED_EVIDENCE_SUFFIX):
+        return EvidenceEnvelope
     if parts[0] == "evidence" and len(parts) == 4 and path.endswith(".json"):
         return Evidence
     if parts[0] == "bets" and len(parts) == 3:
         kinds: dict[str, type[BaseModel]] = {SUITE_FILE: Suite, CASES_FILE: SuiteCases}
         return kinds.get(parts[2])
     return None
+
+
+def evidence_path(tenant: str, alias: str, candidate: str, *, signed: bool = True) -> str:
+    """Where the evidence of one rollout lives (signed: ``.dsse.json``)."""
+    suffix = SIGNED_EVIDENCE_SUFFIX if signed else ".json"
+    return f"evidence/{tenant}/{alias}/{candidate}{suffix}"
 
 
 def is_json_lines(path: str) -> bool:
@@ -70,6 +86,8 @@ def suite_paths(suite_id: str) -> tuple[str, str]:
 
 def stem(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
+    if name.endswith(SIGNED_EVIDENCE_SUFFIX):
+        return name[: -len(SIGNED_EVIDENCE_SUFFIX)]
     return name.rsplit(".", 1)[0]
 
 
@@ -90,8 +108,9 @@ def layout_hint(path: str) -> str:
     return {
         "tenants": "tenants are tenants/<id>.yaml",
         "model_versions": "model versions are model_versions/<id>.yaml",
-        "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.json",
+        "evidence": "evidence is evidence/<tenant>/<alias>/<candidate>.dsse.json "
+                    "(signed) or <candidate>.json (unsigned)",
         "policies": "policies are rollout-groups.yaml, artifact.yaml, signals.yaml, "
-                    "providers.yaml",
+                    "providers.yaml, evaluators.yaml, approvers.yaml",
         "bets": "a BETS suite is bets/<suite>/suite.yaml and bets/<suite>/cases.jsonl",
     }.get(top, "")

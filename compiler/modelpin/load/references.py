@@ -7,6 +7,7 @@ broken file is reported once, not again at every reference to it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -15,13 +16,22 @@ from pydantic import BaseModel
 
 from modelpin.diagnostics import Diagnostic, error, warning
 from modelpin.load.document import Document, did_you_mean
-from modelpin.load.layout import ARTIFACT, COMPATIBILITY, ROLLOUT_GROUPS, stem
+from modelpin.load.layout import (
+    APPROVERS,
+    ARTIFACT,
+    COMPATIBILITY,
+    EVALUATORS,
+    ROLLOUT_GROUPS,
+    SIGNED_EVIDENCE_SUFFIX,
+    stem,
+)
 from modelpin.model.compatibility import Compatibility
-from modelpin.model.evidence import Evidence
+from modelpin.model.evidence import Evidence, EvidenceSource
 from modelpin.model.fleet import EvidenceKey, Fleet
 from modelpin.model.model_version import ModelVersion, floating_reason
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
 from modelpin.model.tenant import Tenant
+from modelpin.model.trust import Approvers, Evaluators
 from modelpin.rollout.dag import GroupCycleError, GroupGraph
 
 
@@ -80,6 +90,7 @@ class CrossCheck:
             stem(p) for p in self.documents
             if p.startswith("model_versions/") and p != COMPATIBILITY
         }
+        self._check_successors(models, model_paths)
         if isinstance(policy, RolloutPolicy):
             self._check_groups(policy)
         if isinstance(compat, Compatibility):
@@ -87,15 +98,37 @@ class CrossCheck:
         for tid, tenant in tenants.items():
             self._check_tenant(tenant, tenant_paths[tid], policy, compat, models)
         self._check_sunset(tenants, tenant_paths, models, model_paths, policy)
-        evidence = self._check_evidence(tenants, models)
+        evidence, sources = self._check_evidence(tenants, models)
         if not (isinstance(policy, RolloutPolicy) and isinstance(compat, Compatibility)):
             return None
         if not isinstance(artifact, ArtifactPolicy):
             return None
         paths = {f"tenant:{k}": v for k, v in tenant_paths.items()}
         paths.update({f"model:{k}": v for k, v in model_paths.items()})
+        paths.update({"evidence:{}/{}/{}".format(*k): v.path for k, v in sources.items()})
+        evaluators = self.values.get(EVALUATORS)
+        approvers = self.values.get(APPROVERS)
         return Fleet(policy=policy, artifact=artifact, compatibility=compat, models=models,
-                     tenants=tenants, evidence=evidence, paths=paths)
+                     tenants=tenants, evidence=evidence, paths=paths,
+                     evaluators=evaluators if isinstance(evaluators, Evaluators) else None,
+                     approvers=approvers if isinstance(approvers, Approvers) else None,
+                     evidence_sources=sources)
+
+    def _check_successors(self, models: Mapping[str, ModelVersion],
+                          model_paths: Mapping[str, str]) -> None:
+        known = sorted(models)
+        for mid, model in models.items():
+            ref = model.successor
+            if ref is None:
+                continue
+            target = models.get(ref)
+            if target is None and ref not in self.model_files:
+                self._error("MP022", f"unknown model version '{ref}' as successor of {mid}",
+                            model_paths[mid], ("successor",), did_you_mean(ref, known))
+            elif target is not None and target.kind != model.kind:
+                self._error("MP022", f"successor '{ref}' is a {target.kind} model, {mid} a "
+                            f"{model.kind} model", model_paths[mid], ("successor",),
+                            "a successor serves the same kind of alias")
 
     def _check_groups(self, policy: RolloutPolicy) -> None:
         names = sorted(policy.groups)
@@ -212,39 +245,60 @@ class CrossCheck:
                     model_paths[mid], line, col,
                     hint="start rollouts to a successor for every tenant listed"))
 
-    def _check_evidence(self, tenants: Mapping[str, Tenant],
-                        models: Mapping[str, ModelVersion]) -> dict[EvidenceKey, Evidence]:
+    def _check_evidence(
+        self, tenants: Mapping[str, Tenant], models: Mapping[str, ModelVersion]
+    ) -> tuple[dict[EvidenceKey, Evidence], dict[EvidenceKey, EvidenceSource]]:
         found: dict[EvidenceKey, Evidence] = {}
-        for path, value in self.values.items():
+        sources: dict[EvidenceKey, EvidenceSource] = {}
+        for path, value in sorted(self.values.items()):
             if not isinstance(value, Evidence):
                 continue
             _, t_dir, a_dir, c_file = path.split("/")
+            signed = path.endswith(SIGNED_EVIDENCE_SUFFIX)
+
+            def at(name: str, signed: bool = signed) -> tuple[str, ...]:
+                # A signed result sits base64-encoded in the envelope's payload.
+                return ("payload",) if signed else (name,)
+
             expect = {"tenant": t_dir, "alias": a_dir, "candidate": stem(c_file)}
             bad = False
             for field_name, want in expect.items():
                 if getattr(value, field_name) != want:
                     self._error("MP034", f"'{field_name}' is '{getattr(value, field_name)}' but "
-                                f"the path says '{want}'", path, (field_name,),
-                                "evidence lives at evidence/<tenant>/<alias>/<candidate>.json")
+                                f"the path says '{want}'", path, at(field_name),
+                                "evidence lives at evidence/<tenant>/<alias>/<candidate>.dsse.json")
                     bad = True
             tenant = tenants.get(value.tenant)
             if tenant is None and value.tenant in self.tenant_files:
                 bad = True  # the tenant file is invalid and already reported
             elif tenant is None:
                 self._error("MP024", f"evidence for unknown tenant '{value.tenant}'", path,
-                            ("tenant",), did_you_mean(value.tenant, sorted(tenants)))
+                            at("tenant"), did_you_mean(value.tenant, sorted(tenants)))
                 bad = True
             elif value.alias not in tenant.aliases:
                 self._error("MP024", f"tenant '{value.tenant}' has no alias '{value.alias}'",
-                            path, ("alias",), did_you_mean(value.alias, sorted(tenant.aliases)))
+                            path, at("alias"), did_you_mean(value.alias, sorted(tenant.aliases)))
                 bad = True
             for field_name in ("baseline", "candidate"):
                 ref = getattr(value, field_name)
                 if ref not in models and ref not in self.model_files:
                     self._error("MP022", f"{field_name} '{ref}' is not a known model version",
-                                path, (field_name,), did_you_mean(ref, sorted(models)))
+                                path, at(field_name), did_you_mean(ref, sorted(models)))
                     bad = True
+            key = (value.tenant, value.alias, value.candidate)
+            if not bad and key in sources:
+                self._error("MP041", f"evidence for {'/'.join(key)} is also given by "
+                            f"{sources[key].path}", path, (),
+                            "keep one: the signed .dsse.json; delete the unsigned .json")
+                bad = True
             if not bad:
-                found[(value.tenant, value.alias, value.candidate)] = value
-        return found
+                found[key] = value
+                sources[key] = self._source(path)
+        return found, sources
+
+    def _source(self, path: str) -> EvidenceSource:
+        doc = self.documents.get(path)
+        raw = (doc.text if doc is not None and doc.text is not None else "").encode("utf-8")
+        signed = path.endswith(SIGNED_EVIDENCE_SUFFIX)
+        return EvidenceSource(path, hashlib.sha256(raw).hexdigest(), raw if signed else None)
 

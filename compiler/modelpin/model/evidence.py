@@ -88,3 +88,17 @@ class Authenticity:
     @property
     def counts(self) -> bool:
         return self.state != "refused"
+
+
+class EnvelopeSignature(StrictModel):
+    keyid: str = Field(default="", strict=True, max_length=128)
+    sig: str = Field(strict=True, max_length=200)
+
+
+class EvidenceEnvelope(StrictModel):
+    """The shape of ``<candidate>.dsse.json``: a DSSE envelope. What is inside (the
+    in-toto Statement and its BETS result) is read by ``modelpin.attestation``."""
+
+    payload: str = Field(strict=True, min_length=1)
+    payloadType: str = Field(strict=True)  # the DSSE field name
+    signatures: list[EnvelopeSignature] = Field(max_length=32)

@@ -36,6 +36,8 @@ class ModelVersion(StrictModel):
     released: date
     deprecated_on: date | None = None
     retires_on: date | None = None
+    successor: Identifier | None = None
+    """Where tenants go before retirement; the bot proposes shadows to it in the sunset window."""
     blocked: bool = False
     blocked_reason: str | None = None
     notes: str | None = None
@@ -60,6 +62,8 @@ class ModelVersion(StrictModel):
             raise rule_error("'retires_on' is before 'released'", "retires_on")
         if self.deprecated_on and self.retires_on and self.retires_on < self.deprecated_on:
             raise rule_error("'retires_on' is before 'deprecated_on'", "retires_on")
+        if self.successor == self.id:
+            raise rule_error("a model version cannot be its own 'successor'", "successor")
         return self
 
     def retired(self, today: date) -> bool:

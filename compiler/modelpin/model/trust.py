@@ -12,7 +12,8 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
@@ -147,3 +148,22 @@ class Approvers(StrictModel):
     @property
     def keyids(self) -> dict[str, NamedKey]:
         return {k.keyid: k for k in self.keys}
+
+
+Role = Literal["approver", "contact"]
+
+
+@dataclass(frozen=True)
+class ApprovalVerdict:
+    """Who signed one recorded approval, judged against a trust list (of the base).
+
+    ``signed``: the signature verifies under ``keyid``, a key holding ``roles`` (a
+    platform approver, a tenant contact, or both: such a key still fills one role).
+    ``unauthenticated``: no approver keys are configured; the entry counts unsigned.
+    ``refused``: it counts for nothing; ``reason`` says why.
+    """
+
+    state: Literal["signed", "unauthenticated", "refused"]
+    keyid: str = ""
+    roles: frozenset[Role] = frozenset()
+    reason: str = ""

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import Alias, Tenant, format_time
+from modelpin.rollout import gates
 from modelpin.rollout.reason import Reason, alias_path, rollout_path
 from modelpin.rollout.state import AliasState, format_percent
 from modelpin.rollout.table import BY_KIND, between
@@ -141,6 +142,7 @@ def judge_change(
     else:
         onboard = []
     verdicts: list[_Verdict] = []
+    judged: list[Facts] = []
     for rules, tenant in (
         (under_base_rules(base, head), with_base_settings(new_tenant, old_tenant)),
         (head, new_tenant),
@@ -165,12 +167,38 @@ def judge_change(
             base_time=base_time,
         )
         verdicts.append(_classify(facts, alias_name, old, new, base_time))
+        judged.append(facts)
     (kind, first), (head_kind, second) = verdicts
     reasons = [*onboard, *first, *(r for r in second if r not in first)]
+    if judged and any(f.group.approval == "manual" for f in judged):
+        reasons += _new_approvals(judged[0], alias_name, old, new, kind, base_time)
     if head_kind != kind and not reasons:  # cannot happen: one of them has a reason
         kind = None
     return Change(tenant_id, alias_name, AliasState.of(old), AliasState.of(new), kind,
                   tuple(reasons))
+
+
+def _new_approvals(j: Facts, name: str, old: Alias, new: Alias, kind: TransitionKind | None,
+                   base_time: datetime) -> list[Reason]:
+    """Approvals added by the change (SPEC 2.1 rule 4): for the step entered (or the next
+    one), dated within [base commit, now], signed by a key the base trusts."""
+    if new.rollout is None or new.rollout.stage in ("paused", "rolled-back"):
+        return []
+    same = old.rollout is not None and old.rollout.candidate == new.rollout.candidate
+    before = old.rollout.approvals if same and old.rollout else []
+    if list(new.rollout.approvals) == list(before):
+        return []
+    h = AliasState.of(new)
+    if kind in ("first-canary", "advance") and h.percent is not None:
+        steps = [h.percent]
+    elif h.kind == "shadow":
+        steps = [j.group.ladder[0]]
+    else:
+        following = _next_after(j.group.ladder, h.percent)
+        steps = [following] if following is not None else []
+    return gates.new_approvals_gate(
+        before, new.rollout.approvals, steps=steps, not_before=base_time, now=j.now,
+        fleet=j.head.fleet, tenant_id=j.tenant.id, alias=name, path=rollout_path(name))
 
 
 def _onboarding_reasons(base: FleetContext, tenant_id: str, name: str, new: Alias,

@@ -7,16 +7,20 @@ An empty list means the gate is open. The transition engine decides which gates 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from modelpin.model.evidence import Evidence
+from modelpin.model.evidence import Authenticity, Evidence
 from modelpin.model.fleet import Fleet
+from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import RolloutGroup
-from modelpin.model.tenant import Approval, Tenant, format_time
+from modelpin.model.tenant import Tenant, format_time
+from modelpin.rollout.approval_gate import approval_gate, new_approvals_gate
 from modelpin.rollout.reason import ModelPath, Reason
-from modelpin.rollout.state import format_percent
+
+__all__ = ["EvidenceCheck", "approval_gate", "candidate_gate", "clock_gate", "compatibility_gate",
+           "evidence_change_reasons", "evidence_gate", "frozen_gate", "new_approvals_gate"]
 
 
 def format_span(value: timedelta, *, days: bool = False) -> str:
@@ -99,37 +103,14 @@ def compatibility_gate(
     return [Reason("MP111", sentence, path)]
 
 
-def approval_gate(
-    group_name: str,
-    group: RolloutGroup,
-    approvals: Sequence[Approval],
-    percent: float,
-    now: datetime,
-    path: ModelPath,
-) -> list[Reason]:
-    """Manual groups: an approvals entry for the step entered, recorded no later than now."""
-    if group.approval != "manual":
-        return []
-    if any(a.percent == percent and a.at <= now for a in approvals):
-        return []
-    return [
-        Reason(
-            "MP109",
-            f"group {group_name} needs a manual approval for {format_percent(percent)}%: "
-            "none recorded",
-            path,
-            hint=f"add {{percent: {format_percent(percent)}, by: <email>, at: <time>}} "
-            "to approvals",
-        )
-    ]
-
-
 @dataclass(frozen=True)
 class EvidenceCheck:
     """The evidence found for a rollout and every rule of SPEC 1 it breaks."""
 
     evidence: Evidence | None
     reasons: tuple[Reason, ...]
+    authenticity: Authenticity | None = None
+    """How the evidence stands with the trust list (``unauthenticated``: plan marks it)."""
 
     @property
     def passes(self) -> bool:
@@ -145,6 +126,60 @@ class EvidenceCheck:
         )
 
 
+def _evidence_file(fleet: Fleet, tenant: str, alias: str, candidate: str) -> str:
+    return fleet.paths.get(f"evidence:{tenant}/{alias}/{candidate}",
+                           f"evidence/{tenant}/{alias}/{candidate}.dsse.json")
+
+
+def _at(file: str, field: str) -> ModelPath:
+    """Where a predicate field sits: in a signed file, inside the envelope's payload."""
+    return ("payload",) if file.endswith(".dsse.json") else (field,)
+
+
+def authenticity(fleet: Fleet, key: tuple[str, str, str]) -> Authenticity:
+    """How the evidence at ``key`` stands with the trust list it was judged by.
+
+    A fleet built in code (no source recorded: tests, library callers) has nothing to
+    verify; its evidence counts as unauthenticated. Loaded fleets always carry both.
+    """
+    auth = fleet.evidence_trust.get(key)
+    if auth is not None:
+        return auth
+    if key in fleet.evidence_sources:
+        return Authenticity("refused", "evidence was never judged against a trust list")
+    return Authenticity("unauthenticated", "evidence built in code, not read from a file")
+
+
+def judge_reasons(evidence: Evidence, pin: str, candidate: str,
+                  facts: Sequence[Mapping[str, ModelVersion]], today_: datetime,
+                  file: str) -> list[Reason]:
+    """SPEC 2.1 rule 3: the judge is a chat model version of the fleet (in every fleet of
+    ``facts``: base and head), neither retired nor blocked, neither pin nor candidate."""
+    judge = evidence.judge
+    at = _at(file, "judge")
+    if judge in (pin, candidate):
+        role = "pin" if judge == pin else "candidate"
+        return [Reason("MP116", f"evidence judge {judge} is the {role}: "
+                       "a judge evaluating itself proves nothing", at, file=file,
+                       hint="judge with another pinned chat model version")]
+    for models in facts:
+        model = models.get(judge)
+        if model is None:
+            return [Reason("MP131", f"evidence judge {judge!r} is not a model version of the "
+                           "fleet", at, file=file,
+                           hint="the judge is named by its exact id in model_versions/")]
+        problem = None
+        if model.kind != "chat":
+            problem = f"is a {model.kind} model, a judge must be a chat model"
+        elif model.blocked:
+            problem = f"is blocked: {model.blocked_reason}"
+        elif model.retired(today_.date()):
+            problem = f"retired on {model.retires_on}"
+        if problem:
+            return [Reason("MP131", f"evidence judge {judge} {problem}", at, file=file)]
+    return []
+
+
 def evidence_gate(
     fleet: Fleet,
     tenant: Tenant,
@@ -154,20 +189,39 @@ def evidence_gate(
     group: RolloutGroup,
     now: datetime,
     path: ModelPath,
+    *,
+    facts: Fleet | None = None,
 ) -> EvidenceCheck:
-    """SPEC 1: evidence matches tenant, alias, baseline (= pin), candidate and suite;
-    enough cases; pass rate at the gate; fresh; judged by neither the pin nor the candidate.
+    """SPEC 1 and 2.1 rule 3: evidence matches tenant, alias, baseline (= pin), candidate
+    and suite; enough cases; pass rate at the gate; fresh; counted by the trust list it was
+    judged with (``attestation.authenticate_fleet``); judged by a usable fleet model that is
+    neither the pin nor the candidate.
+
+    ``fleet`` holds the evidence (the head); ``facts`` the rules and model facts to judge
+    by (the base; defaults to ``fleet``). Problems of the evidence itself are reported on
+    the evidence file (``Reason.file``): its signatures, its subject, its judge, a run in
+    the future. What the transition lacks (cases, pass rate, freshness, the tenant's
+    suite) is reported on the tenant's rollout.
     """
-    evidence = fleet.evidence.get((tenant.id, alias, candidate))
+    rules = facts or fleet
+    key = (tenant.id, alias, candidate)
+    evidence = fleet.evidence.get(key)
     if evidence is None:
         where = fleet.paths.get(
             f"evidence:{tenant.id}/{alias}/{candidate}",
-            f"evidence/{tenant.id}/{alias}/{candidate}.json",
+            f"evidence/{tenant.id}/{alias}/{candidate}.dsse.json",
         )
         return EvidenceCheck(
-            None, (Reason("MP120", f"no BETS evidence for {candidate}: expected {where}", path),)
+            None, (Reason("MP120", f"no BETS evidence for {candidate}: expected {where}", path,
+                          hint="run `modelpin bets run`, or sign your own result with "
+                          "`modelpin attest`"),)
         )
+    file = _evidence_file(fleet, tenant.id, alias, candidate)
     reasons: list[Reason] = []
+    auth = authenticity(fleet, key)
+    if not auth.counts:
+        reasons.append(Reason("MP130", auth.reason, ("signatures",) if file.endswith(".dsse.json")
+                              else (), hint=auth.hint, file=file))
     for field_, want in (
         ("tenant", tenant.id),
         ("alias", alias),
@@ -176,7 +230,8 @@ def evidence_gate(
     ):
         got = getattr(evidence, field_)
         if got != want:
-            reasons.append(Reason("MP107", f"evidence {field_} is {got}, expected {want}", path))
+            reasons.append(Reason("MP107", f"evidence {field_} is {got}, expected {want}",
+                                  _at(file, field_), file=file))
     suite = tenant.bets_suite
     if suite is None:
         reasons.append(
@@ -208,7 +263,7 @@ def evidence_gate(
             )
         )
     age = now - evidence.run_at
-    max_age = fleet.policy.evidence_max_age
+    max_age = rules.policy.evidence_max_age
     if age > max_age:
         reasons.append(
             Reason(
@@ -221,16 +276,33 @@ def evidence_gate(
         )
     elif age < timedelta(0):
         reasons.append(
-            Reason("MP114", f"evidence run_at {format_time(evidence.run_at)} is after now", path)
+            Reason("MP114", f"evidence run_at {format_time(evidence.run_at)} is after now",
+                   _at(file, "run_at"), file=file)
         )
-    if evidence.judge in (pin, candidate):
-        role = "pin" if evidence.judge == pin else "candidate"
-        reasons.append(
-            Reason(
-                "MP116",
-                f"evidence judge {evidence.judge} is the {role}: "
-                "a judge evaluating itself proves nothing",
-                path,
-            )
-        )
-    return EvidenceCheck(evidence, tuple(reasons))
+    models = [rules.models] if rules is fleet else [rules.models, fleet.models]
+    reasons += judge_reasons(evidence, pin, candidate, models, now, file)
+    return EvidenceCheck(evidence, tuple(reasons), auth)
+
+
+def evidence_change_reasons(
+    base: Fleet, head: Fleet, now: datetime, *, skip: Collection[tuple[str, str, str]] = ()
+) -> list[tuple[tuple[str, str, str], Reason]]:
+    """Every evidence file added or changed by the change and not counted by the base's
+    trust list, or judged by an unusable judge: a violation on the evidence file even when
+    no rollout uses it yet (SPEC 2.1 rule 3). ``head`` must have been judged by the base
+    (``attestation.authenticate_fleet(head, base)``)."""
+    out: list[tuple[tuple[str, str, str], Reason]] = []
+    for key, source in sorted(head.evidence_sources.items()):
+        before = base.evidence_sources.get(key)
+        if key in skip or (before is not None and before.sha256 == source.sha256):
+            continue
+        auth = authenticity(head, key)
+        if not auth.counts:
+            where: ModelPath = ("signatures",) if source.envelope is not None else ()
+            out.append((key, Reason("MP130", auth.reason, where, hint=auth.hint,
+                                    file=source.path)))
+        evidence = head.evidence[key]
+        out += [(key, r) for r in judge_reasons(
+            evidence, evidence.baseline, evidence.candidate, [base.models, head.models], now,
+            source.path)]
+    return out

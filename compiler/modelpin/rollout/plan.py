@@ -101,6 +101,20 @@ def _inconclusive(
             now,
             (),
         )
+        auth = check.authenticity
+        if check.evidence is not None and auth is not None and auth.state == "unauthenticated":
+            out.append(PlanWarning(
+                "MP130", f"{change.tenant}/{change.alias}: evidence is UNAUTHENTICATED "
+                "(unsigned; no evaluator keys in policies/evaluators.yaml)", (change.tenant,)))
+        rollout = tenant.aliases[change.alias].rollout
+        if rollout is not None and any(
+            head.fleet.approval_verdicts.get((change.tenant, change.alias, i)) is not None
+            and head.fleet.approval_verdicts[(change.tenant, change.alias, i)].state
+            == "unauthenticated" for i in range(len(rollout.approvals))
+        ):
+            out.append(PlanWarning(
+                "MP132", f"{change.tenant}/{change.alias}: approvals are UNAUTHENTICATED "
+                "(unsigned; no approver keys in policies/approvers.yaml)", (change.tenant,)))
         for reason in check.reasons:
             if reason.code == "MP120":
                 out.append(

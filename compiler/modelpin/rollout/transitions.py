@@ -113,7 +113,8 @@ def under_base_rules(base: FleetContext, head: FleetContext) -> FleetContext:
                         base.records)
 
 
-_DATA_FIELDS = frozenset({"tenants", "evidence", "paths"})
+_DATA_FIELDS = frozenset({"tenants", "evidence", "paths", "evidence_sources", "evidence_trust",
+                          "approval_verdicts"})
 """Fields of ``Fleet`` that are the change's data; every other field is a rule, taken from
 the base when judging by the base (a new field is a rule unless listed here)."""
 
@@ -332,7 +333,7 @@ def _soak(m: _Move) -> list[Reason]:
 
 def _evidence(m: _Move) -> list[Reason]:
     check = gates.evidence_gate(m.j.head.fleet, m.j.tenant, m.alias_name, m.current.pin,
-                                m.candidate, m.j.group, m.j.now, m.path)
+                                m.candidate, m.j.group, m.j.now, m.path, facts=m.j.base.fleet)
     return list(check.reasons)
 
 
@@ -354,8 +355,13 @@ def _upstream(rollbacks_only: bool) -> Callable[[_Move], list[Reason]]:
 def _approval(m: _Move) -> list[Reason]:
     if m.target.percent is None:
         return []
+    base = m.j.base.fleet
+    base_tenant = base.tenants.get(m.j.tenant.id) or m.j.tenant
     return gates.approval_gate(m.j.group_name, m.j.group, m.approvals, m.target.percent,
-                               m.j.now, rollout_path(m.alias_name))
+                               m.j.now, rollout_path(m.alias_name), fleet=m.j.head.fleet,
+                               tenant_id=m.j.tenant.id, alias=m.alias_name,
+                               contacts=base_tenant.contacts,
+                               signed=bool(base.approvers and base.approvers.keys))
 
 
 def _max_in_flight(m: _Move) -> list[Reason]:
