@@ -21,7 +21,9 @@ Each model has a persona, the way provider updates misbehave:
 ``renamed-arg``    tool calls with their first argument renamed (``clause_id`` -> ``clauseId``)
 ``refuser``        refuses (alternately through ``refusal`` and in plain text)
 ``label-shift``    a label moved to its neighbour (positive -> neutral ...)
-``judge``          scores ``candidate_answer`` against ``golden_answer``: 1.0 if equal, else 0.1
+``mostly-clean``   clean, except on about 2% of prompts (by hash): one of the above
+Any model asked to judge (modelpin's judge prompt) scores ``candidate_answer`` against
+``golden_answer``: 1.0 if equal (JSON compared as values), else 0.1.
 ``flaky:<p>``      per distinct request: first a 429 (``Retry-After: 1``), then a 503 whose
                    ``Retry-After`` is an HTTP-date, then persona ``<p>``
 
@@ -40,6 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 API_KEY = "sk-bets-fake"
@@ -207,7 +210,22 @@ class FakeOpenAI:
     def _message(self, persona: str, body: dict[str, Any], digest: str
                  ) -> tuple[dict[str, Any], str]:
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        if persona == "judge":
+        system = str(body["messages"][0].get("content") or "")
+        if persona == "mostly-clean":
+            last = str(body["messages"][-1].get("content") or "")
+            slot = int(hashlib.sha256(last.encode()).hexdigest(), 16) % 50
+            truth = self._truth(body)
+            if slot != 0:
+                persona = "clean"
+            elif "tool" in truth:
+                persona = "renamed-arg"
+            elif str(truth.get("content", "")).strip().lower() in LABELS:
+                persona = "label-shift"
+            elif str(truth.get("content", "")).startswith("{"):
+                persona = "fenced"
+            else:
+                persona = "refuser"
+        if system.startswith("You grade whether"):
             user = json.loads(body["messages"][-1]["content"])
             same = _norm(str(user.get("golden_answer") or "")) == _norm(
                 str(user.get("candidate_answer") or ""))
@@ -244,13 +262,46 @@ class FakeOpenAI:
         return message, "stop"
 
 
+def _value(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {"integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}.get(
+        str(kind), "7.2")
+
+
+def answers_from_suites(repo: Path) -> dict[str, dict[str, Any]]:
+    """What a correct model answers to every case of every suite under ``repo/bets``: the
+    golden answer, or the expected tool with a value for each required argument."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(repo.glob("bets/*/cases.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            case = json.loads(line)
+            prompt = case["messages"][-1].get("content") or ""
+            expected = case.get("expect_tool_call")
+            if expected:
+                schema = expected.get("arguments") or {}
+                props = schema.get("properties", {})
+                out[prompt] = {"tool": expected["name"], "arguments": {
+                    name: _value(props.get(name, {})) for name in schema.get("required", [])}}
+            elif case.get("golden") is not None:
+                out[prompt] = {"content": case["golden"]}
+    return out
+
+
 def main(argv: list[str]) -> None:
-    """Serve as a process: ``CONFIG`` is a JSON file ``{"personas", "answers", "latency"}``;
-    prints ``PORT <n>`` once listening, serves until killed."""
+    """Serve as a process: ``CONFIG`` is a JSON file ``{"personas", "answers" | "repo",
+    "latency"}`` ("repo": answers from that fleet's suites); prints ``PORT <n>`` once
+    listening, serves until killed."""
     with open(argv[0], encoding="utf-8") as fh:
         config = json.load(fh)
-    server = FakeOpenAI(config["personas"], config.get("answers"),
-                        latency=float(config.get("latency", 0)))
+    answers = config.get("answers") or {}
+    if config.get("repo"):
+        answers.update(answers_from_suites(Path(config["repo"])))
+    server = FakeOpenAI(config["personas"], answers, latency=float(config.get("latency", 0)),
+                        api_key=str(config.get("api_key", API_KEY)))
     print(f"PORT {server.port}", flush=True)
     threading.Event().wait()
 

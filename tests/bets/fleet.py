@@ -24,7 +24,7 @@ CANDIDATES = {
     "gpt-5-shift-2026-03-18": "label-shift",
     "gpt-5-flaky-2026-03-19": "flaky:clean",
 }
-PERSONAS = {PIN: "clean", JUDGE: "judge", **CANDIDATES}
+PERSONAS = {PIN: "clean", JUDGE: "clean", **CANDIDATES}
 KEY_ENV = "BETS_FAKE_KEY"
 
 TOOL = {"type": "function", "function": {

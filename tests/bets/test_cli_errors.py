@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.bets.conftest import Bets
@@ -56,7 +58,7 @@ def test_missing_providers_file_is_refused(bets: Bets) -> None:
 def test_provider_not_listed_is_refused(bets: Bets) -> None:
     model = bets.root / f"model_versions/{CLEAN}.yaml"
     model.write_text(model.read_text().replace("provider: fake", "provider: other"))
-    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned")
     assert code == 1
     assert "provider(s) other are not in policies/providers.yaml" in err
     _no_calls(bets)
@@ -111,3 +113,41 @@ def test_the_rollout_candidate_is_run_without_candidate_flag(bets: Bets) -> None
     assert code == 0, err
     assert "t-tools/primary: gpt-5-2026-01-10 -> gpt-5-renamed-2026-03-16: 0/4 passed" in out
     assert [t["tenant"] for t in bets.results()["targets"]] == ["t-tools"]
+
+
+def test_all_with_a_candidate_runs_only_aliases_on_its_provider(bets: Bets) -> None:
+    tenant = bets.root / "tenants/t-labels.yaml"
+    other = bets.root / "model_versions/other-model-2026-01-01.yaml"
+    other.write_text("id: other-model-2026-01-01\nprovider: other\nkind: chat\n"
+                     "released: 2026-01-01\n")
+    tenant.write_text(tenant.read_text().replace("pin: gpt-5-2026-01-10",
+                                                 "pin: other-model-2026-01-01"))
+    code, out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 0, err
+    assert [t["tenant"] for t in bets.results()["targets"]] == ["t-extract", "t-tools"]
+    assert "t-labels" not in out
+
+
+def test_a_providers_file_overrides_the_repository_one(bets: Bets, tmp_path: Path) -> None:
+    policy = bets.root / "policies/providers.yaml"
+    override = tmp_path / "staging.yaml"
+    override.write_text(policy.read_text())
+    policy.write_text(policy.read_text().replace(bets.server.base_url,
+                                                 "http://127.0.0.1:9/v1"))
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned",
+                               "--providers", str(override))
+    assert code == 0, err
+    assert bets.target("t-tools")["passed"] == 4
+
+
+def test_an_invalid_providers_file_is_refused_with_its_position(bets: Bets, tmp_path: Path
+                                                                ) -> None:
+    override = tmp_path / "staging.yaml"
+    override.write_text("providers:\n  fake: {base_url: ftp://x, api_key_env: K, "
+                        "requests_per_minute: 1, tokens_per_minute: 1, concurrency: 1}\n")
+    code, out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN, "--unsigned",
+                              "--providers", str(override))
+    assert code == 1
+    assert "staging.yaml:2:20: error[MP012]" in out and "not an http(s) URL" in out
+    assert "--providers" in err
+    _no_calls(bets)

@@ -75,8 +75,9 @@ def paused(percent: float, since: str = OLD, reason: str = "latency spike") -> d
             "reason": reason}
 
 
-def rolled_back(since: str = FRESH, reason: str = "regression") -> dict[str, Any]:
-    return {"candidate": V, "stage": "rolled-back", "since": since, "reason": reason}
+def rolled_back(since: str = FRESH, reason: str = "regression",
+                candidate: str = V) -> dict[str, Any]:
+    return {"candidate": candidate, "stage": "rolled-back", "since": since, "reason": reason}
 
 
 def base_fleet() -> FleetSpec:

@@ -5,6 +5,7 @@ round ``modelpin check``, and the safe variants that must still pass.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.fleetkit import FleetSpec, evidence, promoted, tenant
 from tests.gate.harness import (
     EVIDENCE_AT,
     FRESH,
+    NOW,
     OLD,
     YOUNG,
     A,
@@ -25,6 +27,7 @@ from tests.gate.harness import (
     canary,
     rolled_back,
     row_id,
+    run_cli,
     shadow,
 )
 
@@ -408,6 +411,50 @@ BLOCKED = [
 ]
 
 
+def retired_base() -> FleetSpec:
+    """``rules_base`` after time passed: old-r is pinned to R (retired since 2026-03-01),
+    ovr (override_allowed) is pinned to A, and std-r runs a canary 5 of R."""
+    spec = rules_base()
+    spec.add(tenant("old-r", pin=R))
+    spec.add(tenant("ovr", override_allowed=True))
+    spec.add(tenant("std-r", rollout=canary(5, candidate=R)))
+    spec.evidence.append(evidence("std-r", candidate=R, run_at=EVIDENCE_AT))
+    return spec
+
+
+RULE9_BLOCKED = [
+    Row("rule9/override-repin-to-a-retired-version", steps(alias_field("ovr", "pin", R)),
+        code="MP030", file=t("ovr"), needle="pin:", base=retired_base),
+    Row("rule9/advance-to-a-retired-candidate", steps(step("std-r", 25)),
+        code="MP113", file=t("std-r"), needle="percent:", base=retired_base),
+    Row("rule9/new-tenant-on-a-retired-version",
+        steps(add_tenant(tenant("std-x", pin=R))),
+        code="MP030", file=t("std-x"), needle="pin:", base=retired_base),
+    Row("diagnostics/deleted-alias-in-flight-on-the-base-line",
+        steps(lambda pr: pr.tenant("std-a")["aliases"].__setitem__(
+            "second", {"kind": "chat", "pin": A}),
+            lambda pr: pr.tenant("std-a")["aliases"].pop("primary"),
+            lambda pr: setattr(pr.spec, "evidence", [
+                e for e in pr.spec.evidence if e["tenant"] != "std-a"])),
+        code="MP112", file=t("std-a"), needle="primary:", side="base"),
+]
+
+RULE9_SAFE = [
+    Row("rule9/rollback-while-another-pin-retired", steps(go("std-young", rolled_back())),
+        base=retired_base),
+    Row("rule9/rollback-of-a-retired-candidate",
+        steps(go("std-r", rolled_back(candidate=R))),
+        base=retired_base),
+    Row("rule9/pause-and-acknowledge-while-a-pin-retired",
+        steps(go("std-a", {**canary(5), "stage": "paused", "reason": "latency"}),
+              lambda pr: pr.spec.tenants["std-a"]["aliases"]["primary"]["rollout"].__setitem__(
+                  "since", FRESH)),
+        base=retired_base),
+    Row("rule9/policy-change-while-a-pin-retired",
+        steps(group_field("standard", "soak", "48h")), base=retired_base),
+]
+
+
 def _weak_evidence(spec: FleetSpec, tid: str) -> FleetSpec:
     spec.evidence = [e for e in spec.evidence if e["tenant"] != tid]
     spec.evidence.append(evidence(tid, passed=300, run_at=EVIDENCE_AT))
@@ -467,6 +514,10 @@ SAFE = [
 ]
 
 
+BLOCKED += RULE9_BLOCKED
+SAFE += RULE9_SAFE
+
+
 @pytest.mark.parametrize("row", BLOCKED, ids=row_id)
 def test_blocked(gate: Gate, row: Row) -> None:
     gate.blocked(row)
@@ -489,3 +540,21 @@ def test_the_harness_fails_on_a_wrong_expectation(gate: Gate) -> None:
         gate.blocked(Row("safe", steps(step("std-a", 25)), code="MP101"))
     with pytest.raises(AssertionError, match="exit 1"):
         gate.allowed(Row("unsafe", steps(step("std-a", 50))))
+
+
+def test_retired_pin_is_loud_in_check_and_compile_still_publishes(gate: Gate) -> None:
+    """SPEC 2.1 rule 9: a rollback merges while another tenant's pin has retired: check
+    passes with a loud warning naming the tenant, and compile publishes the head."""
+    row = Row("rollback", steps(go("std-young", rolled_back())), base=retired_base)
+    pr, outcome = gate.run(row)
+    assert outcome.exit_code == 0, outcome.explain()
+    loud = {d["file"]: d for d in outcome.diagnostics if d["code"] == "MP030"}
+    assert sorted(loud) == ["tenants/old-r.yaml", "tenants/std-r.yaml"]
+    assert all(d["severity"] == "warning" and "RETIRED" in d["message"]
+               for d in loud.values())
+    out = pr.root / "dist"
+    compiled = run_cli(["compile", "--repo", str(pr.root), "--rev", pr.branch, "--out",
+                        str(out), "--now", NOW])
+    assert compiled.exit_code == 0, compiled.explain()
+    table = json.loads((out / "routing-table.json").read_text())
+    assert "old-r" in json.dumps(table)

@@ -34,8 +34,14 @@ def _load(path: Path) -> dict[Any, Any]:
     return doc
 
 
-def test_the_three_workflows_exist() -> None:
-    assert [p.name for p in WORKFLOWS] == ["bot.yml", "publish.yml", "pull-request.yml"]
+def test_the_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["bets.yml", "bot.yml", "publish.yml",
+                                           "pull-request.yml"]
+
+
+def _workflow(name: str) -> Path:
+    [path] = [p for p in WORKFLOWS if p.name == name]
+    return path
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -76,6 +82,10 @@ def _commands(path: Path) -> list[list[str]]:
 def _check_argv(argv: list[str]) -> None:
     command = cli.get_command(click.Context(cli), argv[0])
     assert command is not None, f"modelpin has no command {argv[0]!r}"
+    if isinstance(command, click.Group):  # e.g. `modelpin bets run`
+        sub = command.get_command(click.Context(command), argv[1])
+        assert sub is not None, f"modelpin {argv[0]} has no command {argv[1]!r}"
+        command, argv = sub, [f"{argv[0]} {argv[1]}", *argv[2:]]
     options = {opt: param for param in command.params if isinstance(param, click.Option)
                for opt in param.opts}
     rest = argv[1:]
@@ -102,8 +112,20 @@ def test_every_modelpin_command_exists_with_its_flags(path: Path) -> None:
 
 
 def test_the_pr_gate_runs_validate_check_and_plan() -> None:
-    names = [argv[0] for argv in _commands(WORKFLOWS[2])]
+    names = [argv[0] for argv in _commands(_workflow("pull-request.yml"))]
     assert names == ["validate", "plan", "check"]
+
+
+def test_the_bets_workflow_runs_every_new_version_and_opens_one_pr() -> None:
+    path = _workflow("bets.yml")
+    assert [argv[:2] for argv in _commands(path)] == [["bets", "run"]]
+    doc = _load(path)
+    on = doc[True] if True in doc else doc["on"]  # YAML 1.1 reads 'on' as true
+    assert on["push"]["paths"] == ["model_versions/**"]
+    assert "workflow_dispatch" in on
+    text = path.read_text()
+    assert text.count("gh pr create") == 1
+    assert "MODELPIN_EVALUATOR_KEY: ${{ secrets.MODELPIN_EVALUATOR_KEY }}" in text
 
 
 def test_the_checker_rejects_an_unknown_flag() -> None:
@@ -111,3 +133,7 @@ def test_the_checker_rejects_an_unknown_flag() -> None:
         _check_argv(["validate", "--bogus"])
     with pytest.raises(AssertionError, match="not in"):
         _check_argv(["validate", "--format", "xml"])
+    with pytest.raises(AssertionError, match="no option --bogus"):
+        _check_argv(["bets", "run", "--bogus"])
+    with pytest.raises(AssertionError, match="has no command 'walk'"):
+        _check_argv(["bets", "walk"])

@@ -3,7 +3,8 @@
 Pure: takes the validated fleet, returns targets and the reasons others were skipped.
 Without ``candidate``: every chat alias with a rollout in flight (not rolled back) is run
 against its rollout's candidate. With ``candidate`` V: every chat alias whose pin is not V
-is run against V (a provider shipped V; evidence comes before the shadow PR). Embedding
+is run against V (a provider shipped V; evidence comes before the shadow PR); with
+``affected_only`` (``--all``), only aliases whose pin is a model of V's provider. Embedding
 aliases are not judged by BETS (no chat answer to compare). The judge is the suite's,
 and must be a chat model version of the fleet, not retired or blocked, and neither the
 pin nor the candidate: a judge evaluating itself proves nothing.
@@ -63,7 +64,7 @@ def judge_problem(fleet: Fleet, judge: str, baseline: str, candidate: str,
 
 
 def plan_targets(fleet: Fleet, tenants: list[str], candidate: str | None,
-                 today: date) -> tuple[list[Target], list[Skip]]:
+                 today: date, *, affected_only: bool = False) -> tuple[list[Target], list[Skip]]:
     targets: list[Target] = []
     skipped: list[Skip] = []
     for tid in tenants:
@@ -74,6 +75,12 @@ def plan_targets(fleet: Fleet, tenants: list[str], candidate: str | None,
             if candidate is not None:
                 if alias.pin == candidate:
                     skipped.append(Skip(tid, name, f"already pinned to {candidate}", False))
+                    continue
+                pin_model, new_model = fleet.models.get(alias.pin), fleet.models.get(candidate)
+                if affected_only and pin_model is not None and new_model is not None \
+                        and pin_model.provider != new_model.provider:
+                    skipped.append(Skip(tid, name, f"pin {alias.pin} is not a "
+                                        f"{new_model.provider} model", False))
                     continue
                 versus = candidate
             else:

@@ -10,6 +10,7 @@ a suite's per-kind requirement, or the fleet is invalid; 2 usage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -85,6 +86,34 @@ def _evaluator_keys(key_files: tuple[Path, ...], unsigned: bool) -> list[Any]:
     return keys
 
 
+def _providers_from(path: Path) -> Any:
+    """A providers file given on the command line, validated like the one in the repo."""
+    from pydantic import ValidationError
+
+    from modelpin.diagnostics import render_text
+    from modelpin.load.document import parse
+    from modelpin.load.validation import diagnostics_for
+    from modelpin.model.providers import ProvidersPolicy
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read --providers {path}: {exc.strerror}") from None
+    doc = parse(str(path), raw)
+    problems = list(doc.diagnostics)
+    policy = None
+    if doc.data is not None:
+        try:
+            policy = ProvidersPolicy.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(diagnostics_for(doc, exc, ProvidersPolicy))
+    if problems or policy is None:
+        lines = doc.lines
+        click.echo(render_text(problems, lambda _p: lines), nl=False)
+        raise CommandError(f"--providers {path} is invalid", exit_code=EXIT_INVALID)
+    return policy
+
+
 def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]]:
     """A rich progress bar on an interactive stderr: (advance, stop)."""
     if not sys.stderr.isatty() or total == 0:
@@ -106,8 +135,8 @@ def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]
               help="Run this tenant (repeatable).")
 @click.option("--all", "all_tenants", is_flag=True, help="Run every tenant.")
 @click.option("--candidate", default=None, metavar="V",
-              help="Judge every chat alias against model version V (default: each alias's "
-              "rollout candidate).")
+              help="Judge chat aliases against model version V (with --all: those pinned to "
+              "a model of V's provider); default: each alias's rollout candidate.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default: <repo>/dist/bets).")
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False,
@@ -115,11 +144,15 @@ def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]
 @click.option("--unsigned", is_flag=True, help="Write bare JSON results, unsigned.")
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="run_at of the evidence (RFC 3339). Default: when the run first started.")
+@click.option("--providers", "providers_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this providers file instead of policies/providers.yaml "
+              "(e.g. staging endpoints).")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None,
               help="Cases in flight at once (default: twice the providers' concurrency).")
 def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: bool,
                 candidate: str | None, out: Path | None, key_files: tuple[Path, ...],
-                unsigned: bool, now_text: str | None, workers: int | None) -> int:
+                unsigned: bool, now_text: str | None, providers_file: Path | None,
+                workers: int | None) -> int:
     """Run the tenants' BETS suites against pin and candidate; write signed evidence."""
     from modelpin.bets.plan import JudgeRefused, plan_targets
 
@@ -134,6 +167,8 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                            exit_code=EXIT_INVALID)
     fleet = result.fleet
     del result
+    if providers_file is not None:
+        fleet = dataclasses.replace(fleet, providers=_providers_from(providers_file))
     for tid in tenant_ids:
         if tid not in fleet.tenants:
             raise CommandError(f"unknown tenant '{tid}'",
@@ -143,7 +178,8 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                            hint=did_you_mean(candidate, sorted(fleet.models)))
     chosen = sorted(fleet.tenants) if all_tenants else list(dict.fromkeys(tenant_ids))
     try:
-        targets, skipped = plan_targets(fleet, chosen, candidate, clock.date())
+        targets, skipped = plan_targets(fleet, chosen, candidate, clock.date(),
+                                        affected_only=all_tenants)
     except JudgeRefused as exc:
         raise CommandError(f"refusing to run: {exc}", exit_code=EXIT_INVALID,
                            hint="set the suite's 'judge' to another chat model version") from None
@@ -194,3 +230,104 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                f"{len(results)} evidence file(s), results.json and report.md to {out_dir}")
     return EXIT_INVALID if failed or any(s.problem for s in skipped) else EXIT_OK
 
+
+
+@bets.command("capture")
+@repo_option
+@click.argument("exchanges", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--suite", "suite_id", required=True, metavar="SUITE",
+              help="Append to bets/SUITE/ (suite.yaml and cases.jsonl must exist).")
+@click.option("--sample", "size", type=click.IntRange(1), default=None, metavar="N",
+              help="Keep a random sample of N new cases (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sample: the same seed draws the same cases.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Report unusable exchanges as warnings instead of refusing the file.")
+def capture_command(repo: Path | None, exchanges: Path, suite_id: str, size: int | None,
+                    seed: int, skip_invalid: bool) -> int:
+    """Turn recorded production exchanges (JSONL) into golden cases; bump the suite version."""
+    from modelpin.bets.capture import (
+        Captured,
+        bump_version,
+        case_prompt_hash,
+        parse_exchanges,
+        sample,
+    )
+    from modelpin.bets.runner import read_cases
+    from modelpin.load.layout import suite_paths
+
+    root = repo if repo is not None else default_repo()
+    suite_rel, cases_rel = suite_paths(suite_id)
+    suite_file, cases_file = root / suite_rel, root / cases_rel
+    if not suite_file.is_file() or not cases_file.is_file():
+        raise CommandError(f"no suite '{suite_id}': {suite_rel} and {cases_rel} must exist",
+                           hint="create suite.yaml and a cases.jsonl with at least one case")
+    try:
+        existing = {case_prompt_hash(c) for c in read_cases(cases_file)}
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{cases_rel} is not valid: {exc}", exit_code=EXIT_INVALID,
+                           hint="run `modelpin validate` first") from None
+    seen = set(existing)
+    problems: list[str] = []
+    duplicates = 0
+
+    def fresh() -> Any:
+        nonlocal duplicates
+        try:
+            with open(exchanges, encoding="utf-8") as fh:
+                for item in parse_exchanges(fh):
+                    if len(item) == 2:
+                        line, error = item
+                        problems.append(f"{exchanges}:{line}:{error.col}: {error}")
+                        continue
+                    line, digest, case = item
+                    if digest in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(digest)
+                    yield Captured(line, digest, case)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {exchanges}: {exc}", exit_code=EXIT_INVALID
+                               ) from None
+
+    chosen = sample(fresh(), size, seed)
+    for problem in problems:
+        click.echo(f"{problem}", err=True)
+    if problems and not skip_invalid:
+        raise CommandError(f"{len(problems)} exchange(s) cannot become cases; nothing written",
+                           exit_code=EXIT_INVALID,
+                           hint="fix or drop them, or pass --skip-invalid")
+    if not chosen:
+        click.echo(f"no new case ({duplicates} duplicate(s)); {suite_rel} unchanged")
+        return EXIT_OK
+    try:
+        suite_text, version = bump_version(suite_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CommandError(f"{suite_rel}: {exc}", exit_code=EXIT_INVALID) from None
+    added = "".join(json.dumps(c.case.model_dump(mode="json", exclude_none=True,
+                                                 exclude_defaults=True) | {"id": c.case.id},
+                               ensure_ascii=False) + "\n" for c in chosen)
+    body = cases_file.read_bytes()
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    write_atomic(cases_file, body + added.encode("utf-8"))
+    write_atomic(suite_file, suite_text.encode("utf-8"))
+    tenants = _tenants_of(root, suite_id)
+    click.echo(f"added {len(chosen)} case(s) to {cases_rel} ({duplicates} duplicate(s), "
+               f"{len(problems)} skipped); {suite_id} is now version {version}")
+    if tenants:
+        click.echo(f"set bets_suite: {{id: {suite_id}, version: {version}}} in: "
+                   f"{', '.join(tenants)}")
+    return EXIT_OK
+
+
+def _tenants_of(root: Path, suite_id: str) -> list[str]:
+    """Tenant files naming ``suite_id`` (by text: the fleet need not load here)."""
+    out = []
+    folder = root / "tenants"
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.yaml")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if f"id: {suite_id}" in text and "bets_suite" in text:
+                out.append(f"tenants/{path.name}")
+    return out

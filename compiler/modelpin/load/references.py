@@ -189,8 +189,14 @@ class CrossCheck:
             self._error("MP031", f"{role} '{ref}' is blocked: {model.blocked_reason}", path, loc,
                         "move to another version; blocked versions may not serve")
         elif model.retired(self.today):
-            self._error("MP030", f"{role} '{ref}' retired on {model.retires_on}", path, loc,
-                        "the provider no longer serves it: pin a supported version")
+            # Time made this invalid, not a change (SPEC 2.1 rule 9): a loud warning, so
+            # the rest of the fleet still compiles and rollbacks still publish. `check`
+            # makes it an error when a change introduces it.
+            line, col = self._at(path, loc)
+            self.out.append(warning(
+                "MP030", f"RETIRED: {role} '{ref}' retired on {model.retires_on}; the "
+                "provider no longer serves it", path, line, col,
+                "move this alias to a supported version (start a rollout of its successor)"))
 
     def _check_tenant(self, tenant: Tenant, path: str, policy: BaseModel | None,
                       compat: BaseModel | None, models: Mapping[str, ModelVersion]) -> None:

@@ -256,7 +256,21 @@ _Verdict = tuple[TransitionKind | None, tuple[Reason, ...]]
 
 def _classify(j: Facts, name: str, old: Alias, new: Alias, base_time: datetime) -> _Verdict:
     kind, reasons = _shape(j, name, old, new, base_time)
-    return kind, (*reasons, *_record_edits(name, old, new, kind))
+    return kind, (*reasons, *_record_edits(name, old, new, kind),
+                  *_introduced_retired_pin(j, name, old, new, kind))
+
+
+def _introduced_retired_pin(j: Facts, name: str, old: Alias, new: Alias,
+                            kind: TransitionKind | None) -> list[Reason]:
+    """SPEC 2.1 rule 9: a pin on a retired version is a warning while unchanged, an error
+    when a change introduces it (a promotion is refused by its candidate gate)."""
+    if new.pin == old.pin or kind == "promote":
+        return []
+    model = j.head.fleet.models.get(new.pin)
+    if model is None or not model.retired(j.now.date()):
+        return []
+    return [Reason("MP030", f"pin {new.pin} retired on {model.retires_on}: a change may not "
+                   "pin a retired version", alias_path(name, "pin"))]
 
 
 def _record_edits(name: str, old: Alias, new: Alias,

@@ -75,22 +75,24 @@ TABLE: tuple[Transition, ...] = (
          "V resolves, same kind, not retired or blocked; compatibility allows it; not "
          "frozen; the tenant has no rollback of V on record"),
     _row("first-canary", {"shadow"}, "canary",
-         ("frozen", "shadow-time", "evidence", "upstream-cleared", "approval",
+         ("frozen", "candidate", "shadow-time", "evidence", "upstream-cleared", "approval",
           "max-in-flight"), ("rollout", "stage"),
-         "shadow held >= the group's shadow; evidence passes; every upstream group has "
-         "cleared V; approval if manual; max_in_flight not exceeded; not frozen"),
+         "shadow held >= the group's shadow; V still not retired or blocked; evidence "
+         "passes; every upstream group has cleared V; approval if manual; max_in_flight "
+         "not exceeded; not frozen"),
     _row("advance", {"canary"}, "canary",
-         ("frozen", "soak", "evidence", "upstream-rollbacks", "approval"),
+         ("frozen", "candidate", "soak", "evidence", "upstream-rollbacks", "approval"),
          ("rollout", "percent"),
-         "held >= soak; evidence still passes; no upstream rollback of V; approval if "
-         "manual; not frozen"),
-    _row("promote", {"canary"}, "pinned", ("frozen", "soak", "promotion-record"), ("pin",),
+         "held >= soak; V still not retired or blocked; evidence still passes; no upstream "
+         "rollback of V; approval if manual; not frozen"),
+    _row("promote", {"canary"}, "pinned", ("frozen", "candidate", "soak", "promotion-record"),
+         ("pin",),
          "canary 100 held >= soak; pinned_at and promoted_from recorded; not frozen",
          fresh_since=False, action="promotion"),
     _row("pause", {"canary", "paused"}, "paused", (), ("rollout", "stage"),
          "always (reason required)", fresh_since=False, action="pause"),
-    _row("resume", {"paused"}, "canary", ("frozen",), ("rollout", "stage"), "not frozen",
-         action="resume"),
+    _row("resume", {"paused"}, "canary", ("frozen", "candidate"), ("rollout", "stage"),
+         "not frozen; V not retired or blocked since", action="resume"),
     _row("rollback", {"shadow", "canary", "paused"}, "rolled-back", (), ("rollout", "stage"),
          "always (reason required): nothing blocks a rollback", fresh_since=False,
          action="rollback"),
