@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import (
+    cases_bets,
     cases_bot,
     cases_check,
     cases_compile,
@@ -211,18 +212,24 @@ class Bench:
                     note=f"median {r['median_hours']} h" if r["median_hours"] else ""),
             ])
 
+    def case_bets(self) -> None:
+        """BETS run throughput against the local provider (``benchmarks/cases_bets.py``)."""
+        self.log("bets: 10,000 cases over 100 tenants" if not self.args.quick
+                 else "bets: 1,000 cases over 10 tenants")
+        self.add(cases_bets.run(self.args.out / "bets", self.args.quick, self.log))
+
     def run(self) -> int:
         a = self.args
         self.sizes = sorted({*a.sizes, a.tenants})
         wanted = (set(a.only.split(",")) if a.only
-                  else {"1", "2", "4", "5", "9", "scaling", "bot"})
+                  else {"1", "2", "4", "5", "9", "scaling", "bot", "bets"})
         self.wanted = wanted
         info = machine()
         self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
         for key, case in (("1", self.case_validate), ("2", self.case_compile),
                           ("4", self.case_check), ("5", self.case_router),
                           ("9", self.case_runtime), ("scaling", self.case_scaling),
-                          ("bot", self.case_bot)):
+                          ("bot", self.case_bot), ("bets", self.case_bets)):
             if key not in wanted:
                 continue
             try:
@@ -262,7 +269,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma list of: 1 (validate), 2 (compile, incremental), "
                    "4 (check, explain), 5 (router cases 5-9), 9 (runtime loop: breach -> "
                    "stop, false trips), scaling, bot (false rollbacks and power of the "
-                   "bot's statistics)")
+                   "bot's statistics), bets (BETS run throughput and memory)")
     p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
     p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
     p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")

@@ -45,7 +45,8 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.header = self._load(header)
-        self._pending: list[tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]] = []
+        self._pending: list[tuple[str, bytes, asyncio.Future[None],
+                                  asyncio.AbstractEventLoop]] = []
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -108,7 +109,7 @@ class Journal:
                 self._thread = threading.Thread(target=self._writer, name="bets-journal",
                                                 daemon=True)
                 self._thread.start()
-            self._pending.append((line.encode(), future, loop))
+            self._pending.append((key, line.encode(), future, loop))
             self._cond.notify()
         await future
 
@@ -122,21 +123,21 @@ class Journal:
                     return
             self._flush(batch)
 
-    def _flush(self, batch: Sequence[tuple[bytes, asyncio.Future[None],
+    def _flush(self, batch: Sequence[tuple[str, bytes, asyncio.Future[None],
                                           asyncio.AbstractEventLoop]]) -> None:
         error: BaseException | None = None
         try:
             offset = os.fstat(self._fd).st_size  # one writer: appends land here
-            os.write(self._fd, b"".join(line for line, _f, _l in batch))
+            os.write(self._fd, b"".join(line for _k, line, _f, _l in batch))
             os.fsync(self._fd)
         except OSError as exc:
             error = exc
         else:
-            for line, _f, _l in batch:
-                self.index[json.loads(line)["k"]] = offset
+            for key, line, _f, _l in batch:
+                self.index[key] = offset
                 offset += len(line)
-        for _line, future, loop in batch:
-            loop.call_soon_threadsafe(_settle, future, error)
+        loop = batch[0][3]
+        loop.call_soon_threadsafe(_settle_all, [f for _k, _l, f, _lp in batch], error)
 
     def close(self) -> None:
         with self._cond:
@@ -147,10 +148,11 @@ class Journal:
         os.close(self._fd)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
