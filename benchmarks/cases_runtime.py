@@ -1,4 +1,4 @@
-"""Case 9: the runtime loop (issue 14).
+"""Case 10 (`--only runtime`): the runtime loop (issue 14).
 
 - breach -> stop: the real loop of ``tests/guard/scenario.py`` (three gateway processes,
   a real Prometheus scraping every second with the shipped queries, Redis, one guard):
@@ -53,11 +53,11 @@ def breach_to_stop(runs: int = 3) -> list[Row]:
                 loop.stop()
     note = ", ".join(f"{s:.1f}" for s in stops)
     return [
-        row("9 runtime", "breach -> no new canary session at any router (3 routers, "
+        row("10 runtime", "breach -> no new canary session at any router (3 routers, "
             "prometheus 1 s scrape, guard every 1 s)", statistics.median(stops), None,
             target="<= 30 s", unit="s", note=f"runs {note} s; target 10 s",
             runs=len(stops)),
-        row("9 runtime", "breach -> trip applied at every router", statistics.median(applied),
+        row("10 runtime", "breach -> trip applied at every router", statistics.median(applied),
             None, target="report", unit="s", runs=len(applied)),
     ]
 
@@ -142,7 +142,7 @@ def false_trips(levels: tuple[float, ...] = (0.01, 0.05, 0.25), runs: int = 10,
         what = (f"false trips, equal health at {p:.0%} failures" if not canary_extra else
                 f"control: canary {canary_extra:+.0%} tool-call failures over {p:.0%}, "
                 "runs tripped")
-        out.append(row("9 runtime", f"{what} ({runs} runs x {minutes} simulated min, a look "
+        out.append(row("10 runtime", f"{what} ({runs} runs x {minutes} simulated min, a look "
                        f"every {step:g} s)", trips, None,
                        target="<= 0" if not canary_extra else f">= {runs}", unit="", runs=runs,
                        note=f"{looks} looks; runs with any alarm (pause/escalate too): "
