@@ -42,6 +42,8 @@ class Injection:
     times: int = 1
     delay: float = 0.0
     """Seconds to wait before answering (a timeout, when longer than the client's)."""
+    drip: float = 0.0
+    """Seconds between the bytes of the answer's body (a server that drips)."""
 
 
 class FakeGitHub:
@@ -105,7 +107,7 @@ class FakeGitHub:
                     h.command, url.path, query, body, {k.lower(): v for k, v in h.headers.items()}
                 )
             )
-            status, headers, payload, delay = self._route(h, url.path, query, body)
+            status, headers, payload, delay, drip = self._route(h, url.path, query, body)
         if delay:
             time.sleep(delay)
         data = json.dumps(payload).encode()
@@ -115,11 +117,17 @@ class FakeGitHub:
         for k, v in headers.items():
             h.send_header(k, v)
         h.end_headers()
+        if drip:
+            for i in range(len(data)):
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+                time.sleep(drip)
+            return
         h.wfile.write(data)
 
     def _route(
         self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
-    ) -> tuple[int, dict[str, str], Any, float]:
+    ) -> tuple[int, dict[str, str], Any, float, float]:
         for inj in self.injections:
             if inj.method == h.command and inj.path == path and (
                 inj.when is None or inj.when(body)
@@ -127,8 +135,9 @@ class FakeGitHub:
                 inj.times -= 1
                 if inj.times <= 0:
                     self.injections.remove(inj)
-                return inj.status, inj.headers, inj.body or {"message": "injected"}, inj.delay
-        return (*self._api(h, path, query, body), 0.0)
+                return (inj.status, inj.headers, inj.body or {"message": "injected"},
+                        inj.delay, inj.drip)
+        return (*self._api(h, path, query, body), 0.0, 0.0)
 
     def _page(
         self, path: str, query: dict[str, str], items: list[Any]

@@ -87,8 +87,9 @@ def _r2(body: Any) -> bool:
         (422, {"body": {"message": "Validation Failed", "errors": [{"code": "invalid"}]}}),
         (500, {"body": {"message": "Server Error"}, "times": 5}),
         (200, {"delay": 3.0}),  # a timeout: the answer comes after --timeout
+        (201, {"drip": 0.4, "body": {"number": 99, "padding": "x" * 40}}),  # a byte at a time
     ],
-    ids=["401", "403", "422", "500", "timeout"],
+    ids=["401", "403", "422", "500", "timeout", "drip"],
 )
 def test_github_fault_on_one_pr_leaves_the_others_published_once(
     tmp_path: Path, github: FakeGitHub, capsys: pytest.CaptureFixture[str],
@@ -97,7 +98,9 @@ def test_github_fault_on_one_pr_leaves_the_others_published_once(
     repo = faults.repo(tmp_path)
     telemetry = faults.write_telemetry(tmp_path / "t.json", faults.records())
     github.inject("POST", "/repos/acme/fleet/pulls", status, when=_r2, **extra)
+    started = time.monotonic()
     assert _bot(repo, str(telemetry), github, "--timeout", "1") == 1
+    assert time.monotonic() - started < 20  # a dripped answer would take 30 s
     out = capsys.readouterr()
     assert "FAILED    r2/primary rollback: " in out.out
     assert "1 of 4 rollout(s) failed or were refused" in out.err

@@ -8,6 +8,14 @@ the token goes only to the API it was given for). Mutating calls are spaced by a
 Rate limits are honoured: ``retry-after``, else ``x-ratelimit-reset`` when
 ``x-ratelimit-remaining`` is 0. 5xx answers and timeouts are retried a bounded number
 of times with exponential backoff. ``sleep`` and the clocks are injectable for tests.
+Each exchange has a total deadline (``timeout``: a server that drips its answer cannot
+hold the bot) and a size cap (:func:`modelpin.bot.http.bounded_exchange`).
+
+Why not githubkit: the bot calls eight endpoints; this client is small, runs over the
+httpx every other part uses, and covers what githubkit would bring here (pagination,
+rate limits, retries). githubkit's generated models would be a large dependency of the
+core install for typing the bot does not need; GitHub App auth is an installation token
+passed as ``GITHUB_TOKEN`` (e.g. ``actions/create-github-app-token``).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
+from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 
 API_VERSION = "2022-11-28"
 
@@ -99,6 +109,8 @@ class GitHubClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+        max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.http = http
         self.owner = owner
@@ -117,6 +129,8 @@ class GitHubClient:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._last_mutation: float | None = None
+        self.timeout = timeout
+        self.max_bytes = max_bytes
 
     @classmethod
     def from_env(cls, http: httpx.Client, repository: str, **kw: Any) -> GitHubClient:
@@ -246,8 +260,13 @@ class GitHubClient:
             if mutating:
                 self._space_mutation()
             try:
-                response = self.http.request(method, path, headers=self._headers, **kw)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                answer = bounded_exchange(self.http, method, path, headers=self._headers,
+                                          timeout=self.timeout, max_bytes=self.max_bytes, **kw)
+                response = httpx.Response(answer.status, headers=answer.headers,
+                                          content=answer.body)
+            except ExchangeTooLarge as exc:
+                raise GitHubError(None, f"{method} {path}: {exc}") from None
+            except (ExchangeTimeout, httpx.TimeoutException, httpx.TransportError) as exc:
                 if attempt >= self.max_retries:
                     raise GitHubError(None, f"{method} {path}: {exc!r}") from exc
                 self._sleep(self.backoff * 2**attempt)

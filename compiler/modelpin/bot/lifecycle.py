@@ -14,7 +14,8 @@ Pure functions over the fleet, the clock and facts read from git (``history.py``
   within ``REGROUP_WINDOW`` gets a proposal to move to the next, more conservative group
   (a group that comes directly ``after`` its own; the first in topological order).
 
-Drift of pinned versions against each tenant's baseline is :mod:`modelpin.bot.drift`.
+Drift of pinned versions against each tenant's baseline is :mod:`modelpin.bot.drift`;
+:func:`drift_items` turns its reports into findings.
 """
 
 from __future__ import annotations
@@ -22,16 +23,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from modelpin.model.fleet import Fleet
 from modelpin.rollout.dag import GroupGraph
+
+from .drift import judge_drift, render
+from .observations import Observation
+
+
+class DriftSource(Protocol):
+    def drift(self, tenant: str, alias: str
+              ) -> tuple[dict[str, Observation], dict[str, Observation]] | None: ...
 
 DECOMMISSION_AFTER = timedelta(days=30)
 REGROUP_AFTER = 2
 REGROUP_WINDOW = timedelta(days=180)
 
-ItemKind = Literal["shadow", "regroup", "deprecated", "sunset", "decommission"]
+ItemKind = Literal["shadow", "regroup", "deprecated", "sunset", "decommission", "drift"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class LifecycleItem:
     """The successor to shadow, or the group to move to."""
     safe: bool = True
     """A decommission finding with nothing else naming the version (an issue is opened)."""
+    body: str = ""
+    """The issue body of a drift finding."""
 
     @property
     def proposes(self) -> bool:
@@ -160,4 +171,22 @@ def regroup_items(fleet: Fleet, rollbacks: Mapping[str, Sequence[datetime]], now
         items.append(LifecycleItem("regroup", tid, f"{why}: move from {tenant.group} to "
                                    f"{later[0]}, which rolls out after it", tid,
                                    target=later[0]))
+    return items
+
+
+def drift_items(fleet: Fleet, source: DriftSource) -> list[LifecycleItem]:
+    """Every alias whose pinned version drifted from the tenant's baseline window."""
+    items: list[LifecycleItem] = []
+    for tid, tenant in sorted(fleet.tenants.items()):
+        for name, alias in sorted(tenant.aliases.items()):
+            windows = source.drift(tid, name)
+            if windows is None:
+                continue
+            report = judge_drift(tid, name, alias.pin, *windows)
+            if not report.drifted:
+                continue
+            why = f"{alias.pin} drifted from the tenant's baseline: " + "; ".join(
+                f"{v.signal} ({v.reason})" for v in report.drifted)
+            items.append(LifecycleItem("drift", f"{tid}/{name}", why, tid, name, alias.pin,
+                                       body=render(report)))
     return items

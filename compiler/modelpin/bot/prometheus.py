@@ -17,11 +17,8 @@ refused, never clamped. A failing query is a general problem: its signal has no 
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import re
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +33,7 @@ from modelpin.model.signals import (
     render_query,
 )
 
+from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 from .observations import Cohort, CohortTelemetry, Observation, RolloutTelemetry
 from .telemetry import (
     COHORTS,
@@ -289,43 +287,18 @@ def bounded_request(
     what: str,
     **kw: Any,
 ) -> tuple[int, bytes]:
-    """One request whose whole exchange ends within ``timeout`` seconds and ``max_bytes``.
-
-    httpx's timeouts bound each read, not the exchange: a server dripping a byte a
-    second would never trip them. The exchange runs on a worker thread; the caller
-    waits at most ``timeout`` and the worker stops at its next chunk (or its own read
-    timeout) once abandoned.
-    """
-    abandoned = threading.Event()
-
-    def exchange() -> tuple[int, bytes]:
-        chunks: list[bytes] = []
-        size = 0
-        with http.stream(method, url, timeout=timeout, **kw) as response:
-            for chunk in response.iter_bytes():
-                if abandoned.is_set():
-                    return response.status_code, b""
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TelemetryError(f"{what}: answer over the {max_bytes}-byte cap")
-                chunks.append(chunk)
-            return response.status_code, b"".join(chunks)
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(exchange)
-    started = time.monotonic()
+    """One request whose whole exchange ends within ``timeout`` seconds and ``max_bytes``
+    (:func:`modelpin.bot.http.bounded_exchange`), with telemetry errors."""
     try:
-        return future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        abandoned.set()
-        raise Unreachable(
-            f"{what} timed out after {time.monotonic() - started:.1f}s (--timeout {timeout:g})"
-        ) from None
+        answer = bounded_exchange(http, method, url, timeout=timeout, max_bytes=max_bytes, **kw)
+    except ExchangeTimeout as exc:
+        raise Unreachable(f"{what} {exc}") from None
+    except ExchangeTooLarge as exc:
+        raise TelemetryError(f"{what}: {exc}") from None
     except httpx.TimeoutException:
         raise Unreachable(f"{what} timed out after {timeout:g}s") from None
     except httpx.TransportError as exc:
         raise Unreachable(f"{what}: {exc}") from None
     except httpx.HTTPError as exc:
         raise TelemetryError(f"{what}: {exc}") from None
-    finally:
-        pool.shutdown(wait=False)
+    return answer.status, answer.body

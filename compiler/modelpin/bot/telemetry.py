@@ -86,6 +86,13 @@ RATE_FIELDS: dict[SignalName, tuple[str, str]] = {
 MEAN_BOUNDS: dict[SignalName, tuple[float, float]] = {"semantic_similarity": (0.0, 1.0)}
 assert set(RATE_FIELDS) | set(MEAN_BOUNDS) == set(SIGNAL_NAMES)
 
+# drift signals of a pinned version (``modelpin.bot.drift``) -> (events, trials) fields
+DRIFT_RATE_FIELDS: dict[str, tuple[str, str]] = {
+    "tool_call_failure_rate": ("tool_call_failures", "tool_calls"),
+    "refusal_rate": ("refusals", "requests"),
+    "format_failure_rate": ("format_failures", "format_checks"),
+}
+
 
 def _count(name: str, value: float) -> int:
     """A counter: finite, not negative; a counter read as a float is rounded, not clamped."""
@@ -160,6 +167,17 @@ class SimilarityRecord(StrictModel):
         return mean_observation("semantic_similarity", self.mean, self.count, self.std)
 
 
+class LengthRecord(StrictModel):
+    """Response length in tokens: ``mean``, ``count`` and optional ``std``."""
+
+    mean: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    count: Count
+    std: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+
+    def observation(self) -> MeanObservation:
+        return MeanObservation(mean=self.mean, count=self.count, std=self.std)
+
+
 class FailureRecord(StrictModel):
     kind: str = Field(max_length=200)
     detail: str = Field(max_length=2000)
@@ -171,7 +189,8 @@ class CohortRecord(StrictModel):
 
     tenant: Identifier
     alias: str
-    cohort: Literal["stable", "canary"]
+    cohort: Literal["stable", "canary", "baseline"]
+    """``baseline``: the tenant's own reference window on its pinned version (drift)."""
     window: Duration
     requests: Count | None = None
     tool_calls: Count | None = None
@@ -181,6 +200,10 @@ class CohortRecord(StrictModel):
     semantic_similarity: SimilarityRecord | None = None
     coercions: Count | None = None
     downstream_errors: Count | None = None
+    refusals: Count | None = None
+    format_checks: Count | None = None
+    format_failures: Count | None = None
+    response_tokens: LengthRecord | None = None
     sample_failures: list[FailureRecord] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
@@ -191,7 +214,24 @@ class CohortRecord(StrictModel):
                 raise ValueError(f"`{part}` needs `{whole}`")
             if p is not None and w is not None:
                 rate_observation(name, p, w)
+        for part, whole in DRIFT_RATE_FIELDS.values():
+            p, w = getattr(self, part), getattr(self, whole)
+            if p is not None and w is None:
+                raise ValueError(f"`{part}` needs `{whole}`")
+            if p is not None and w is not None and p > w:
+                raise ValueError(f"`{part}` ({p}) exceeds `{whole}` ({w})")
         return self
+
+    def drift_observations(self) -> dict[str, Observation]:
+        """The drift signals this record has data for (``modelpin.bot.drift``)."""
+        out: dict[str, Observation] = {}
+        for name, (part, whole) in DRIFT_RATE_FIELDS.items():
+            p, w = getattr(self, part), getattr(self, whole)
+            if p is not None and w is not None:
+                out[name] = RateObservation(events=p, total=w)
+        if self.response_tokens is not None:
+            out["response_length"] = self.response_tokens.observation()
+        return out
 
     def telemetry(self) -> CohortTelemetry:
         signals: dict[SignalName, Observation] = {}
@@ -385,6 +425,18 @@ class JsonFileTelemetry:
             canary=canary.telemetry() if canary else CohortTelemetry({}),
         )
 
+    def drift(self, tenant: str, alias: str
+              ) -> tuple[dict[str, Observation], dict[str, Observation]] | None:
+        """(baseline, current) drift observations of a pinned alias, or None without both.
+
+        ``current`` is the ``stable`` cohort: the pinned version serving now.
+        """
+        baseline = self._records.get((tenant, alias, "baseline"))
+        current = self._records.get((tenant, alias, "stable"))
+        if baseline is None or current is None:
+            return None
+        return baseline.drift_observations(), current.drift_observations()
+
     def observe_all(self, keys: Sequence[RolloutKey]) -> TelemetryBatch:
         wanted = set(keys)
         return TelemetryBatch(
@@ -398,6 +450,6 @@ def _key_of(item: Any) -> tuple[str, str, str] | None:
     if not isinstance(item, dict):
         return None
     key = (item.get("tenant"), item.get("alias"), item.get("cohort"))
-    if all(isinstance(k, str) for k in key) and key[2] in COHORTS:
+    if all(isinstance(k, str) for k in key) and key[2] in (*COHORTS, "baseline"):
         return key  # type: ignore[return-value]
     return None

@@ -106,7 +106,7 @@ def github_client(repository: str, api: dict[str, Any]) -> GitHubClient:
     try:
         return GitHubClient.from_env(
             httpx.Client(base_url=api["api"], timeout=api["timeout"]), repository,
-            max_retries=api["retries"], min_interval=api["interval"])
+            max_retries=api["retries"], min_interval=api["interval"], timeout=api["timeout"])
     except GitHubError as exc:
         raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
 

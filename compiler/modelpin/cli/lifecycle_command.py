@@ -23,10 +23,12 @@ from modelpin.bot.github import GitHubClient, GitHubError
 from modelpin.bot.lifecycle import (
     LifecycleItem,
     decommission_items,
+    drift_items,
     regroup_items,
     sunset_items,
 )
 from modelpin.bot.proposals import PublishResult, open_issue, publish_change
+from modelpin.bot.telemetry import JsonFileTelemetry, TelemetryError
 from modelpin.bot.yaml_edit import YamlEditError, apply_group, apply_start_shadow
 from modelpin.cli.bot_command import github_client, remote_base
 from modelpin.cli.common import (
@@ -54,13 +56,17 @@ from modelpin.rollout.transitions import FleetContext
 @click.option("--main-branch", "main_branch", default="main", show_default=True)
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Judge as of this time (default: the clock).")
+@click.option("--telemetry", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Telemetry JSON with `baseline` cohorts: judge drift of pinned versions.")
+@click.option("--max-telemetry-mb", default=16.0, show_default=True)
 @click.option("--timeout", default=10.0, show_default=True)
 @click.option("--retries", default=3, show_default=True)
 @click.option("--github-interval", default=1.0, show_default=True)
 def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | None,
               github_api: str, remote: str, main_branch: str, now_text: str | None,
-              timeout: float, retries: int, github_interval: float) -> int:
-    """Sunset shadows to successors, regrouping, and decommission reports for the fleet."""
+              telemetry: Path | None, max_telemetry_mb: float, timeout: float, retries: int,
+              github_interval: float) -> int:
+    """Sunset shadows to successors, regrouping, decommission and drift reports."""
     if repository and not push and not dry_run:
         raise CommandError("--github needs --push (or --dry-run to preview)")
     now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
@@ -76,7 +82,16 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
     rev = base or "HEAD"
     model_files = {m: fleet.paths.get(f"model:{m}", f"model_versions/{m}.yaml")
                    for m in fleet.models}
+    drift: list[LifecycleItem] = []
+    if telemetry is not None:
+        try:
+            source = JsonFileTelemetry.from_path(
+                telemetry, max_bytes=int(max_telemetry_mb * 1024 * 1024))
+        except TelemetryError as exc:
+            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+        drift = drift_items(fleet, source)
     items = [
+        *drift,
         *sunset_items(fleet, now.date()),
         *regroup_items(fleet, history.rollbacks(root, rev), now),
         *decommission_items(fleet, now, history.last_mentioned(root, rev, model_files)),
@@ -115,6 +130,14 @@ def _handle(item: LifecycleItem, path: str, read_text: Callable[[str], str],
             ctx: FleetContext, now: datetime, preview: bool, git_adapter: ProposalGit | None,
             github: GitHubClient | None, base: str | None, main_branch: str) -> str:
     """Build, judge and (unless previewing) publish one finding; a line to print."""
+    if item.kind == "drift":
+        if github is None:
+            return ""
+        assert item.tenant is not None and item.alias is not None
+        key = f"<!-- modelpin-bot-issue: drift/{item.tenant}/{item.alias}/{item.model} -->"
+        res = open_issue(key, f"modelpin: {item.model} drifted for {item.subject}", item.body,
+                         ["drift"], github, f"issue:{item.subject}")
+        return _outcome(res)
     if item.kind == "decommission":
         if github is None or not item.safe:
             return ""
