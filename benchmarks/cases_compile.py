@@ -1,7 +1,7 @@
 """Cases 2 and 3: ``modelpin compile`` cold against the parse floor, and incremental.
 
 Both run in-process through ``modelpin.cli.main`` (the parse floor is in-process too).
-A cold compile starts with no output directory and no ``.modelpin/`` cache in the repo;
+A cold compile starts with no output unit and no cache (``$XDG_CACHE_HOME/modelpin/...``);
 an incremental compile follows a compile of the same tree with one tenant file edited.
 """
 
@@ -15,8 +15,6 @@ from typing import Any
 from benchmarks.cases_validate import parse_floor
 from benchmarks.fleetgen import NOW
 from benchmarks.measure import Row, command_available, median_time, quiet, row, unavailable
-
-CACHE_DIRS = (".modelpin/cache",)
 
 
 def available(command: str) -> bool:
@@ -34,9 +32,14 @@ def compile_in_process(root: Path, out: Path) -> None:
 
 
 def _clear(root: Path, out: Path) -> None:
+    from modelpin.cli.output_unit import releases_dir
+    from modelpin.load.cache import cache_root
+
+    if out.is_symlink():
+        out.unlink()
     shutil.rmtree(out, ignore_errors=True)
-    for name in CACHE_DIRS:
-        shutil.rmtree(root / name, ignore_errors=True)
+    shutil.rmtree(releases_dir(out), ignore_errors=True)
+    shutil.rmtree(cache_root(root), ignore_errors=True)
 
 
 def edit_one_tenant(root: Path, i: int) -> None:

@@ -205,3 +205,68 @@ def test_a_dripping_server_does_not_hold_a_query_past_the_timeout(
     assert elapsed < 15, elapsed  # the drip would take minutes
     # the signals read before the stall still judge: every rollback is published
     assert _created(github) == [f"modelpin/rollback/{t}/primary" for t in faults.TENANTS]
+
+
+class _RawPrometheus(faults.FakePrometheus):
+    """Answers every query with the same raw bytes."""
+
+    raw: bytes = b""
+
+    def _answer(self, h, query):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(self.raw)))
+        h.end_headers()
+        h.wfile.write(self.raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"status": "success", "data": \xff}', "not UTF-8"),
+        (b'{"status": "success", "data": ' + b"[" * 50000 + b"]" * 50000 + b"}",
+         "nested too deeply"),
+        (b'{"status": "success", "data": {"resultType": "vector", "result": [1e400]}}',
+         "number 1e400 is out of range"),
+        (b"<html>502 Bad Gateway</html>", "invalid JSON"),
+        (b'{"status": "success", "data": {"resultType": "matrix", "result": []}}',
+         "returned a matrix, expected a vector"),
+    ],
+    ids=["non-utf8", "deep-nesting", "1e400", "html", "matrix"],
+)
+def test_malformed_prometheus_answers_are_problems_not_tracebacks(
+    prom_repo: Path, github: FakeGitHub, capsys: pytest.CaptureFixture[str],
+    raw: bytes, message: str,
+) -> None:
+    prom = _RawPrometheus({})
+    prom.raw = raw
+    try:
+        assert _bot(prom_repo, prom.url, github) == 1
+    finally:
+        prom.stop()
+    captured = capsys.readouterr()
+    assert message in captured.out
+    assert "Traceback" not in captured.out + captured.err
+    assert len(prom.queries) == 10  # every query tried: each fails on its own
+    assert _created(github) == []  # no data -> nothing judged -> nothing proposed
+
+
+def test_an_answer_over_the_size_cap_is_refused(signals_policy) -> None:
+    import httpx
+
+    from modelpin.bot.prometheus import PrometheusTelemetry
+    from modelpin.model.signals import SignalsPolicy
+
+    raw = signals_policy.model_dump(mode="json")
+    for name, queries in faults.QUERIES.items():
+        raw["signals"][name]["prometheus"] = queries
+    prom = _prometheus({})
+    try:
+        with httpx.Client(base_url=prom.url) as http:
+            source = PrometheusTelemetry(http, SignalsPolicy.model_validate(raw), max_bytes=100)
+            batch = source.observe_all([("r1", "primary")])
+    finally:
+        prom.stop()
+    assert batch.general and all("answer over the 100-byte cap" in g for g in batch.general)
+    assert dict(batch.rollouts[("r1", "primary")].canary.signals) == {}

@@ -169,3 +169,29 @@ def test_successor_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["validate", "--repo", str(tmp_path / "fleet"), "--now", NOW]) == 1
     out = capsys.readouterr().out
     assert f"model_versions/{OLD}.yaml:" in out and message in out
+
+
+def test_lifecycle_proposes_a_regroup_after_two_rollbacks_on_main(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = init_repo(tmp_path / "r")
+    spec = _spec(retires="2027-12-31")
+    spec.write(repo)
+    commit_all(repo, "fleet", date="2026-01-01T00:00:00Z")
+    path = repo / "tenants/e1.yaml"
+    for day in ("2026-02-01", "2026-03-01"):
+        doc = yaml.safe_load(path.read_text())
+        doc["aliases"]["primary"]["rollout"] = {
+            "candidate": NEW, "stage": "rolled-back", "since": f"{day}T00:00:00Z",
+            "reason": "tool calls regressed"}
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        commit_all(repo, "roll back", date=f"{day}T02:00:00Z")
+        del doc["aliases"]["primary"]["rollout"]
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        commit_all(repo, "clear the rollout", date=f"{day}T03:00:00Z")
+    assert main(["lifecycle", "--repo", str(repo), "--now", NOW, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "REGROUP      e1: 2 rollbacks in the last 180 days (latest 2026-03-01): move from " \
+        "early to standard" in out
+    assert "-group: early" in out and "+group: standard" in out
+    assert "e2:" not in out.split("REGROUP", 1)[1].split("\n")[0]

@@ -17,6 +17,7 @@ import pytest
 
 from modelpin import signing
 from modelpin.cli import main
+from modelpin.load.cache import CACHE_FILE, cache_root
 from tests.fleetkit import commit_all, git, tenant
 from tests.routing.compilekit import NOW, git_fleet, keypair, spec
 
@@ -161,38 +162,42 @@ def _read_only(directory: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,rw", str(directory)], check=True)
 
 
-def test_read_only_output_dir_leaves_the_previous_artifact(
+def test_read_only_output_volume_leaves_the_previous_artifact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """``--out`` on a volume that turns read-only: the second compile fails before
+    anything visible changes; the previous unit is whole."""
     repo = git_fleet(tmp_path / "repo")
-    out = tmp_path / "out"
-    out.mkdir()
+    volume = tmp_path / "volume"
+    volume.mkdir()
     mounted = os.geteuid() == 0
     if mounted:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(out)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(volume)],
+                       check=True)
+    out = volume / "dist"
     try:
         assert compile_(repo, "--out", str(out)) == 0
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         assert set(before) == {"routing-table.json", "routing-table.dsse.json", "index.html"}
         spec().add(tenant("delta")).write(repo)
         capsys.readouterr()
-        with _read_only(out):
+        with _read_only(volume):
             assert compile_(repo, "--out", str(out)) == 1
         assert "nothing was replaced" in capsys.readouterr().err
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     finally:
         if mounted:
-            subprocess.run(["umount", str(out)], check=True)
+            subprocess.run(["umount", str(volume)], check=True)
 
 
-def test_output_path_that_is_a_directory_is_refused_before_writing(
+def test_output_under_a_file_is_refused_before_writing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = git_fleet(tmp_path / "repo")
-    (repo / "dist/routing-table.dsse.json").mkdir(parents=True)
-    assert compile_(repo) == 1
-    assert "Is a directory" in capsys.readouterr().err
-    assert not (repo / "dist/routing-table.json").exists()
+    (tmp_path / "a-file").write_text("x")
+    assert compile_(repo, "--out", str(tmp_path / "a-file" / "dist")) == 1
+    assert "nothing was replaced" in capsys.readouterr().err
+    assert (tmp_path / "a-file").read_text() == "x"
 
 
 def test_trusted_keys_refuse_other_keys(
@@ -201,7 +206,7 @@ def test_trusted_keys_refuse_other_keys(
     trusted_priv, _, b64 = keypair(tmp_path / "keys", "trusted")
     other_priv, _, _ = keypair(tmp_path / "keys", "other")
     fleet = spec()
-    fleet.artifact = {"ttl": "1d", "trusted_keys": [{"public_key": b64, "owner": "ci"}]}
+    fleet.artifact = {"ttl": "2d", "trusted_keys": [{"public_key": b64, "owner": "ci"}]}
     repo = git_fleet(tmp_path / "repo", fleet)
     assert compile_(repo) == 1  # the dev key is not trusted
     assert "refusing to sign with the local development key" in capsys.readouterr().err
@@ -269,19 +274,20 @@ def test_cache_gives_the_same_bytes_and_survives_corruption(
     for args in (("--no-cache",), (), ()):
         assert compile_(repo, *args) == 0
         results.append((repo / "dist/routing-table.json").read_bytes())
-    assert (repo / ".modelpin/cache/compile-cache.pickle").is_file()
+    cache = cache_root(repo) / CACHE_FILE
+    assert cache.is_file() and not (repo / ".modelpin" / "cache").exists()
     spec().add(tenant("delta")).write(repo)
     assert compile_(repo) == 0
     incremental = (repo / "dist/routing-table.json").read_bytes()
     assert compile_(repo, "--no-cache") == 0
     assert incremental == (repo / "dist/routing-table.json").read_bytes()
     assert b'"delta"' in incremental and results[0] == results[1] == results[2]
-    (repo / ".modelpin/cache/compile-cache.pickle").write_bytes(b"\x80\x05garbage")
+    cache.write_bytes(b"\x80\x05garbage")
     capsys.readouterr()
     assert compile_(repo) == 0
     assert "ignoring the compile cache" in capsys.readouterr().err
     assert (repo / "dist/routing-table.json").read_bytes() == incremental
-    shutil.rmtree(repo / ".modelpin/cache")
+    shutil.rmtree(cache_root(repo))
 
 
 def test_a_tool_name_the_table_cannot_carry_is_refused_at_its_line(

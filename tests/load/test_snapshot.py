@@ -11,6 +11,7 @@ import pytest
 from tests.fleetkit import NOW, FleetSpec, tenant
 
 from modelpin.cli import main
+from modelpin.load.cache import cache_root
 from modelpin.load.snapshot import SNAPSHOT_FILE, load_cached
 from modelpin.load.tree import DirectoryTree
 
@@ -59,9 +60,17 @@ def test_an_edited_file_is_noticed(root: Path) -> None:
     assert again.result.fleet.tenants["t2"].group == "standard"
 
 
-def test_another_day_is_judged_again(root: Path) -> None:
-    _load(root)
-    assert not _load(root, WHEN + timedelta(days=1)).hit
+def test_a_hit_is_judged_again_at_its_own_now(root: Path) -> None:
+    """The snapshot saves parsing, never a judgement: a model that retires between two
+    runs is reported by the second although no file changed."""
+    model = root / "model_versions" / "gpt-5-2026-01-10.yaml"
+    model.write_text(model.read_text() + "retires_on: 2026-04-01\n")
+    _age_files(root)
+    first = _load(root)
+    assert not any(d.code == "MP030" for d in first.result.diagnostics)
+    later = _load(root, WHEN + timedelta(days=30))
+    assert later.hit
+    assert any(d.code == "MP030" for d in later.result.diagnostics)
 
 
 def test_a_racy_file_prevents_the_snapshot(root: Path) -> None:
@@ -83,7 +92,8 @@ def test_explain_answers_from_the_edited_tree(
 ) -> None:
     assert main(["explain", "t2", "--repo", str(root), "--now", NOW]) == 0
     assert "group early" in capsys.readouterr().out
-    assert (root / ".modelpin" / "cache" / SNAPSHOT_FILE).exists()
+    assert (cache_root(root) / SNAPSHOT_FILE).exists()
+    assert not (root / ".modelpin").exists()
     path = root / "tenants" / "t2.yaml"
     path.write_text(path.read_text().replace("group: early", "group: standard"))
     _age_files(root, 30)

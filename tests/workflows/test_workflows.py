@@ -137,3 +137,21 @@ def test_the_checker_rejects_an_unknown_flag() -> None:
         _check_argv(["bets", "run", "--bogus"])
     with pytest.raises(AssertionError, match="has no command 'walk'"):
         _check_argv(["bets", "walk"])
+
+
+def test_publish_compiles_the_judged_commit_from_a_full_clone() -> None:
+    """SPEC 2.1 rule 8: the merged commit's git objects, a non-shallow checkout, and a
+    schedule that re-publishes within the fleet's ``publish_period``."""
+    doc = _load(next(p for p in WORKFLOWS if p.name == "publish.yml"))
+    steps = doc["jobs"]["compile"]["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    compiles = [c for c in _commands(next(p for p in WORKFLOWS if p.name == "publish.yml"))
+                if c[0] == "compile"]
+    assert compiles and all(c[c.index("--rev") + 1] == "$GITHUB_SHA" for c in compiles)
+    cron = doc[True]["schedule"][0]["cron"] if True in doc else doc["on"]["schedule"][0]["cron"]
+    minute, hour, *rest = cron.split()
+    assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"]  # daily
+    artifact = yaml.safe_load((WORKFLOWS[0].parents[2] / "policies" / "artifact.yaml")
+                              .read_text())
+    assert artifact["publish_period"] == "1d"

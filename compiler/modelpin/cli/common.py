@@ -210,3 +210,30 @@ def summary_line(stats: dict[str, int], diagnostics: Sequence[Diagnostic]) -> st
         f"{stats.get('files', 0)} files, {stats.get('tenants', 0)} tenants, "
         f"{stats.get('aliases', 0)} aliases: {errors} error(s), {warnings} warning(s)"
     )
+
+
+def cache_options(func: F) -> F:
+    """``--cache-dir`` and ``--no-cache``, on every command that keeps a cache."""
+    func = click.option("--no-cache", is_flag=True,
+                        help="Neither read nor write the cache (everything is parsed again).")(func)
+    return click.option(
+        "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Cache folder (default: $XDG_CACHE_HOME/modelpin/<repo id>, else "
+        "~/.cache/modelpin/<repo id>; never inside the repository).")(func)
+
+
+def cache_directory(root: Path, cache_dir: Path | None, no_cache: bool) -> Path | None:
+    """Where this run's cache lives, or None with ``--no-cache``. A folder inside the
+    repository is refused: a commit could plant a cache there (SPEC 2.1 rule 8)."""
+    if no_cache:
+        return None
+    from modelpin.load.cache import cache_root
+
+    directory = cache_dir if cache_dir is not None else cache_root(root)
+    repo = root.resolve()
+    where = directory.resolve()
+    if where == repo or repo in where.parents:
+        raise CommandError(f"the cache folder {directory} is inside the repository {root}",
+                           hint="caches never live in the work tree: pick a folder outside "
+                           "it, or leave --cache-dir out")
+    return directory

@@ -1,17 +1,15 @@
 """``modelpin compile``: the validated fleet in, the signed routing table out.
 
 Load and validate the fleet (through the fleet snapshot and the persistent cache), build
-the canonical payload, sign it, render the dashboard, and only then write the three
-files, all or none (temp files, fsync, rename).
+the canonical payload, sign it, render the dashboard, and only then publish the three
+files as one unit (``cli/output_unit.py``: a release folder and a link flip).
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,8 @@ from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
     CommandError,
+    cache_directory,
+    cache_options,
     default_repo,
     emit_diagnostics,
     format_option,
@@ -34,6 +34,7 @@ from modelpin.cli.common import (
     warn,
 )
 from modelpin.cli.keys import KEY_ENV, signing_keys
+from modelpin.cli.output_unit import write_unit
 from modelpin.cli.table_commands import print_routes
 from modelpin.dashboard import DashboardMeta, dashboard_rows, render_dashboard
 from modelpin.diagnostics import has_errors
@@ -95,39 +96,13 @@ def source_of(root: Path, tree: SourceTree) -> Source:
     return Source(commit, int(count) if count and count.isdigit() else None, when)
 
 
+def _shallow(root: Path) -> bool:
+    return _git(root, "rev-parse", "--is-shallow-repository") == "true"
+
+
 def _dirty_config(root: Path) -> bool:
     out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CONFIG_DIRS)
     return bool(out)
-
-
-# --- atomic output ----------------------------------------------------------------------
-
-def write_atomically(files: list[tuple[Path, bytes]]) -> None:
-    """Write every file or none: all temp files are written and synced before any rename."""
-    temps: list[str] = []
-    try:
-        for path, data in files:
-            if path.is_dir():
-                raise IsADirectoryError(21, "Is a directory", str(path))
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps.append(tmp)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-        for (path, _), tmp in zip(files, temps, strict=True):
-            os.replace(tmp, path)
-        temps = []
-        for parent in {path.parent for path, _ in files}:
-            dir_fd = os.open(parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    finally:
-        for tmp in temps:
-            Path(tmp).unlink(missing_ok=True)
 
 
 # --- compile ----------------------------------------------------------------------------
@@ -151,7 +126,7 @@ def _content_ids(tree: SourceTree, fleet: Fleet) -> dict[str, str] | None:
 
 def _load_cache(directory: Path) -> CompileCache:
     enabled = gc.isenabled()
-    gc.disable()  # unpickling builds many long-lived objects: GC passes are pure cost
+    gc.disable()  # decoding builds many long-lived objects: GC passes are pure cost
     try:
         return CompileCache.load(directory, warn)
     finally:
@@ -186,9 +161,7 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
               "to --now; see docs/routing-table.md).")
 @click.option("--require-key", is_flag=True,
               help="Fail instead of signing with the local development key (for CI).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Persistent parse cache (default: <repo>/.modelpin/cache).")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@cache_options
 @click.option("--table", "show_table", is_flag=True, help="Print the routes after compiling.")
 @format_option("text", "github", "json")
 def compile_command(repo: Path | None, rev: str | None, out: Path | None,
@@ -213,10 +186,11 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
              cache_dir: Path | None, no_cache: bool, show_table: bool, fmt: str,
              require_key: bool = False) -> int:
     root = repo if repo is not None else default_repo()
-    cache_path = cache_dir if cache_dir is not None else root / ".modelpin" / "cache"
+    cache_path = cache_directory(root, cache_dir, no_cache)
     content_ids: dict[str, str] | None = None
     cache: CompileCache | None
-    if rev is None and not no_cache:
+    tree: SourceTree
+    if rev is None and cache_path is not None:
         # The work tree: through the fleet snapshot and the compile cache.
         try:
             directory_tree = DirectoryTree(root)
@@ -224,16 +198,15 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
             raise CommandError(str(exc)) from None
         now = resolve_now(now_text, root, directory_tree)
         loaded = load_cached(directory_tree, now, cache_path, warn,
-                             progress_reporter("compiling"), write=False)
+                             progress_reporter("compiling"))
         result = loaded.result
-        warm = loaded.cache if loaded.cache is not None else _load_cache(cache_path)
-        cache = warm
-        tree: SourceTree = loaded.tree or StatIndexedTree(directory_tree, warm.stat)
+        cache = loaded.cache
+        tree = loaded.tree
         if result.fleet is not None:
             content_ids = {tid: loaded.blobs[result.fleet.tenant_path(tid)]
                            for tid in result.fleet.tenants}
     else:
-        cache = None if no_cache else _load_cache(cache_path)
+        cache = None if cache_path is None else _load_cache(cache_path)
         tree = _open_tree(root, rev, cache)
         now = resolve_now(now_text, root, tree)
         result = load_fleet(tree, now, cache=cache.parse if cache is not None else None,
@@ -242,7 +215,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
             content_ids = _content_ids(tree, result.fleet)
     fleet = result.fleet
     if fleet is None or has_errors(result.diagnostics):
-        if cache is not None:
+        if cache is not None and cache_path is not None:
             _save_cache(cache, cache_path, tree, None)
         emit_diagnostics(result.diagnostics, fmt, result.source_lines,
                          {**result.stats, "valid": False})
@@ -258,6 +231,13 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     elif rev is None and _dirty_config(root):
         warn("the config files have uncommitted changes: the table is labelled with "
               f"commit {source.commit[:12]} but built from the work tree")
+    if serial is None and source.count is not None and _shallow(root):
+        raise CommandError(
+            f"{root} is a shallow clone: the serial counts the commits of main, and a "
+            "shallow history would give a serial routers refuse (lower than the one "
+            "they hold); nothing written", exit_code=EXIT_INVALID,
+            hint="fetch the full history (actions/checkout with fetch-depth: 0, or "
+            "`git fetch --unshallow`), or pass --serial N explicitly")
     if serial is None:
         serial = source.serial(now)
         if serial is None:
@@ -273,19 +253,18 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     envelope = signing.dump_envelope(signing.sign(payload, [k.key for k in keys]))
     target = out if out is not None else root / "dist"
     try:
-        target.mkdir(parents=True, exist_ok=True)
         page = render_dashboard(
             dashboard_rows(fleet, now),
             DashboardMeta(serial, source.commit, header.issued_at, header.expires_at,
                           GroupGraph.build(fleet.policy.groups).topological_order()),
         )
-        write_atomically([(target / PAYLOAD_FILE, payload), (target / ENVELOPE_FILE, envelope),
-                          (target / DASHBOARD_FILE, page.encode("utf-8"))])
+        write_unit(target, {PAYLOAD_FILE: payload, ENVELOPE_FILE: envelope,
+                            DASHBOARD_FILE: page.encode("utf-8")}, str(serial))
     except OSError as exc:
         raise CommandError(f"cannot write the routing table to {target}: "
                            f"{exc.strerror or exc}; nothing was replaced",
                            exit_code=EXIT_INVALID) from None
-    if cache is not None:
+    if cache is not None and cache_path is not None:
         drain = fleet.artifact.drain_seconds
         _save_cache(cache, cache_path, tree,
                     {fragment_key(c, drain) for c in (content_ids or {}).values()})

@@ -23,6 +23,8 @@ from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
     CommandError,
+    cache_directory,
+    cache_options,
     default_repo,
     emit_diagnostics,
     format_option,
@@ -241,9 +243,10 @@ def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @repo_option
 @click.option("--rev", default=None, metavar="REF", help="Explain this git revision.")
 @judgement_now_option
+@cache_options
 @format_option("text", "json")
 def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
-            now_text: str | None, fmt: str) -> int:
+            now_text: str | None, cache_dir: Path | None, no_cache: bool, fmt: str) -> int:
     """A tenant's current state, evidence, and allowed and blocked next transitions."""
     root = repo if repo is not None else default_repo()
     tree: SourceTree
@@ -252,17 +255,16 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
     except TreeError as exc:
         raise CommandError(str(exc)) from None
     now = judgement_now(now_text)
-    if isinstance(tree, DirectoryTree):
-        # The work tree: reuse the last validated fleet while no file has changed.
-        cache_dir = root / ".modelpin" / "cache"
-        loaded = load_cached(tree, now, cache_dir, warn, want_blobs=False)
+    directory = cache_directory(root, cache_dir, no_cache)
+    if isinstance(tree, DirectoryTree) and directory is not None:
+        # The work tree: parse only what changed since the last run (load/snapshot.py).
+        loaded = load_cached(tree, now, directory, warn)
         result = loaded.result
-        if loaded.cache is not None and loaded.tree is not None:
-            try:
-                loaded.cache.save(cache_dir, {(p, loaded.tree.blob_id(p))
-                                              for p in loaded.tree.files()})
-            except OSError as exc:
-                warn(f"cannot write the compile cache to {cache_dir}: {exc.strerror or exc}")
+        try:
+            loaded.cache.save(directory, {(p, loaded.tree.blob_id(p))
+                                          for p in loaded.tree.files()})
+        except OSError as exc:
+            warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
     else:
         result = load_fleet(tree, now)
     if result.fleet is None or has_errors(result.diagnostics):

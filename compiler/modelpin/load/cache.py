@@ -13,107 +13,147 @@ What is cached, and why it is safe:
   in the same timestamp granule as the look could change again without a visible stat
   change ("racy git"); such files are hashed again next time.
 
-The file is a pickle with a version header. Anything unexpected when reading it (other
+Where and how (SPEC 2.1 rule 8): the cache lives outside the work tree, in
+``$XDG_CACHE_HOME/modelpin/<repo id>`` (default ``~/.cache``; see ``cache_root``), never
+in the repository, so a commit cannot plant one. It is JSON (``load/plain.py``), never a
+pickle: every model is rebuilt by validating plain data again. Its header carries
+``code_version()``, a hash of modelpin's own source files: any change to a rule, a
+model or the loader starts an empty cache. Anything unexpected when reading it (other
 version, truncated, corrupt, unreadable) means an empty cache and, for real damage, a
-warning: a cache never makes a compile fail. It is written atomically (temp file in the
-same directory, fsync, ``os.replace``). The cache directory must be as trusted as the
-repository itself: unpickling runs code.
+warning: a cache never makes a command fail. It is written atomically.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
-import pickle
+import re
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel
 
 from modelpin import __version__
 from modelpin.diagnostics import Diagnostic
+from modelpin.load import plain
 from modelpin.load.document import Document
 from modelpin.load.fleet import ParseCache
+from modelpin.load.layout import model_for
 from modelpin.load.tree import DirectoryTree, Refused, blob_id_of
 
-CACHE_FILE = "compile-cache.pickle"
-CACHE_FORMAT = 2
+CACHE_FILE = "compile-cache.json"
+CACHE_FORMAT = 3
 RACY_NS = 2_000_000_000
 StatEntry = tuple[int, int, int, int, str]
+CACHE_ENV = "XDG_CACHE_HOME"
 
 
-def _stamp() -> dict[str, Any]:
-    """What must match for a cache to be read: our format and the code that pickled it."""
+@functools.cache
+def code_version() -> str:
+    """sha256 over modelpin's own source files (path and bytes): a cache written by
+    other code, even an uncommitted edit of one rule, is never read."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def cache_root(repo: Path) -> Path:
+    """``$XDG_CACHE_HOME/modelpin/<repo id>`` (``~/.cache`` when unset or relative, as
+    the XDG spec says): one folder per repository, named by its resolved path."""
+    base = os.environ.get(CACHE_ENV, "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    resolved = str(Path(repo).resolve())
+    name = re.sub(r"[^a-z0-9._-]+", "-", Path(resolved).name.lower()).strip("-.") or "repo"
+    return root / "modelpin" / f"{name[:40]}-{hashlib.sha256(resolved.encode()).hexdigest()[:16]}"
+
+
+def stamp() -> dict[str, Any]:
+    """What must match for a cache to be read: our format and the code that wrote it."""
     return {
-        "magic": "modelpin-compile-cache",
+        "magic": "modelpin-cache",
         "format": CACHE_FORMAT,
         "modelpin": __version__,
+        "code": code_version(),
         "pydantic": pydantic.VERSION,
         "python": list(sys.version_info[:2]),
     }
 
 
-Entry = tuple[Document, BaseModel | None, list[Diagnostic]]
+Entry = tuple[Document, pydantic.BaseModel | None, list[Diagnostic]]
+PlainEntry = list[Any]
 
 
-def _pack(entry: Entry) -> bytes:
-    """An entry as (model class, document, diagnostics): the validated value is rebuilt
-    from the document's data on unpacking. Validation is a pure function of the data,
-    and pydantic validates a dict about twice as fast as it unpickles the same model."""
+def _diag_plain(d: Diagnostic) -> list[Any]:
+    return [d.file, d.line, d.col, d.code, d.severity, d.message, d.hint]
+
+
+def _diag_value(item: list[Any]) -> Diagnostic:
+    file, line, col, code, severity, message, hint = item
+    return Diagnostic(file, line, col, code, severity, message, hint)
+
+
+def _pack(entry: Entry) -> PlainEntry:
+    """An entry as plain data: the validated value is rebuilt from the document's data
+    on unpacking (validation is a pure function of the data, and the model class is the
+    one the layout gives the path)."""
     doc, value, own = entry
-    cls = type(value) if value is not None else None
-    return pickle.dumps((cls, doc.path, doc.text, doc.data, doc.diagnostics, own),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    return [doc.text, plain.encode(doc.data), [_diag_plain(d) for d in doc.diagnostics],
+            [_diag_plain(d) for d in own], value is not None]
 
 
-def _unpack(data: bytes) -> Entry:
-    cls, path, text, raw, doc_diagnostics, own = pickle.loads(data)
-    value = cls.model_validate(raw) if cls is not None else None
-    return Document(path, text, raw, doc_diagnostics), value, own
+def _unpack(path: str, item: PlainEntry) -> Entry:
+    text, data, doc_diagnostics, own, valid = item
+    model = model_for(path)
+    value = model.model_validate(data) if valid and model is not None else None
+    return (Document(path, text, data, [_diag_value(d) for d in doc_diagnostics]), value,
+            [_diag_value(d) for d in own])
+
+
+def _key(path: str, blob: str) -> str:
+    return f"{blob}:{path}"
 
 
 class PackedParseCache(ParseCache):
-    """A ``ParseCache`` whose persisted entries stay pickled until the loader asks.
+    """A ``ParseCache`` whose persisted entries stay plain data until the loader asks
+    (an entry is validated into its model only when used)."""
 
-    Each entry is pickled on its own, so saving reuses the bytes of every entry that was
-    read from disk (content-addressed: an entry under a key never changes) and pickles
-    only new ones; unpickling 10,000 models on every save would cost more than the
-    compile it speeds up.
-    """
-
-    def __init__(self, packed: dict[tuple[str, str], bytes] | None = None) -> None:
+    def __init__(self, packed: dict[str, PlainEntry] | None = None) -> None:
         super().__init__()
-        self.packed: dict[tuple[str, str], bytes] = packed or {}
+        self.packed: dict[str, PlainEntry] = packed or {}
         self.added = 0
 
     def get(self, key: Any, default: Any = None) -> Any:
         value = dict.get(self, key)
         if value is None:
-            data = self.packed.get(key)
+            data = self.packed.get(_key(*key))
             if data is None:
                 return default
-            value = _unpack(data)
+            value = _unpack(key[0], data)
             dict.__setitem__(self, key, value)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if key not in self.packed:
+        if _key(*key) not in self.packed:
             self.added += 1
         dict.__setitem__(self, key, value)
 
-    def pack(self, keep: set[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
-        out: dict[tuple[str, str], bytes] = {}
+    def pack(self, keep: set[tuple[str, str]]) -> dict[str, PlainEntry]:
+        out: dict[str, PlainEntry] = {}
         for key in keep:
-            data = self.packed.get(key)
+            name = _key(*key)
+            data = self.packed.get(name)
             if data is None and key in self:
                 data = _pack(dict.__getitem__(self, key))
             if data is not None:
-                out[key] = data
+                out[name] = data
         return out
 
 
@@ -130,24 +170,23 @@ class CompileCache:
         path = directory / CACHE_FILE
         try:
             with open(path, "rb") as fh:
-                stamp = pickle.load(fh)
-                if stamp != _stamp():
-                    return cls()  # another version wrote it: silently start over
-                body = pickle.load(fh)
+                doc = plain.loads(fh.read())
         except FileNotFoundError:
             return cls()
-        except Exception as exc:  # any damage means "no cache"
+        except (OSError, ValueError, RecursionError) as exc:  # damage means "no cache"
             warn(f"ignoring the compile cache {path}: {type(exc).__name__}: {exc}")
             return cls()
-        if not (
-            isinstance(body, dict)
-            and isinstance(body.get("parse"), dict)
-            and isinstance(body.get("fragments"), dict)
-            and isinstance(body.get("stat"), dict)
-        ):
+        if not isinstance(doc, dict) or doc.get("stamp") != stamp():
+            return cls()  # another version wrote it: silently start over
+        try:
+            parse = {str(k): list(v) for k, v in doc["parse"].items()}
+            fragments = {str(k): v.encode("utf-8") for k, v in doc["fragments"].items()}
+            stat = {str(k): (int(a), int(b), int(c), int(d), str(e))
+                    for k, (a, b, c, d, e) in doc["stat"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
             warn(f"ignoring the compile cache {path}: unexpected content")
             return cls()
-        cache = cls(PackedParseCache(body["parse"]), body["fragments"], body["stat"])
+        cache = cls(PackedParseCache(parse), fragments, stat)
         cache.loaded = cache._counts()
         return cache
 
@@ -156,7 +195,7 @@ class CompileCache:
 
     def save(self, directory: Path, parse_keys: set[tuple[str, str]],
              fragment_keys: set[str] | None = None) -> bool:
-        """Keep the entries this compile used and write atomically, unless nothing changed.
+        """Keep the entries this run used and write atomically, unless nothing changed.
 
         Returns whether a file was written; raises ``OSError`` (callers warn, go on).
         """
@@ -167,26 +206,11 @@ class CompileCache:
                 and self.parse.added == 0 and self._counts() == self.loaded
                 and (directory / CACHE_FILE).is_file()):
             return False
-        body = {"parse": packed, "fragments": fragments, "stat": self.stat}
-        write_pickles(directory / CACHE_FILE, (_stamp(), body))
+        doc = {"stamp": stamp(), "parse": packed,
+               "fragments": {k: v.decode("utf-8") for k, v in fragments.items()},
+               "stat": self.stat}
+        plain.write_atomically(directory / CACHE_FILE, plain.dumps(doc))
         return True
-
-
-def write_pickles(path: Path, frames: Sequence[object]) -> None:
-    """Pickle ``frames`` one after another into ``path``, atomically (temp file in the
-    same directory, fsync, rename); raises ``OSError``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for frame in frames:
-                pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class StatIndexedTree:

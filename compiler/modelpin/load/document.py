@@ -30,6 +30,10 @@ MAX_NODES = 200_000
 """Nodes visited while converting one file, aliases expanded. A 1 MiB file of distinct
 nodes stays far below; a file that expands past it is an alias bomb."""
 MAX_DEPTH = 64
+MAX_SAFE_NUMBER = 2**53 - 1
+"""Numbers are I-JSON interoperable (RFC 7493): finite, and no larger in magnitude than
+the largest integer an IEEE double holds exactly. 10^400, 1e30, .nan and .inf are
+errors at their position: they could not be published or read the same everywhere."""
 
 Path = tuple[str | int, ...]
 
@@ -296,21 +300,32 @@ class _Converter:
         raise _Abort(error("MP012", f"unsupported YAML tag {tag}", self.path, line, col,
                            hint="use plain YAML values: mappings, lists, strings, numbers"))
 
+    def _interoperable(self, node: yaml.ScalarNode, number: Any) -> Any:
+        if isinstance(number, int | float) and not (-MAX_SAFE_NUMBER <= number <= MAX_SAFE_NUMBER):
+            line, col = self._at(node)
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            raise _Abort(error("MP012", f"number {shown} is out of range: numbers are finite "
+                               f"and at most {MAX_SAFE_NUMBER:,} in magnitude", self.path,
+                               line, col, hint="I-JSON (RFC 7493): every reader must see the "
+                               "same number; quote it if it is text"))
+        return number
+
     def _scalar(self, node: yaml.ScalarNode, tag: str) -> Any:
         if tag == _STR:
             return node.value
         try:
             if tag == _INT:
                 try:
-                    return int(node.value)
+                    number: Any = int(node.value)
                 except ValueError:
-                    return _constructor.construct_yaml_int(node)
+                    number = _constructor.construct_yaml_int(node)
+                return self._interoperable(node, number)
             if tag == _BOOL:
                 return node.value.lower() in ("true", "yes", "on", "y")
             if tag == _NULL:
                 return None
             if tag == _FLOAT:
-                return _constructor.construct_yaml_float(node)
+                return self._interoperable(node, _constructor.construct_yaml_float(node))
             if tag == _TIMESTAMP:
                 return _constructor.construct_yaml_timestamp(node)
         except (ValueError, OverflowError) as exc:

@@ -35,7 +35,7 @@ from modelpin.load.layout import (
     unexpected,
 )
 from modelpin.load.references import CrossCheck
-from modelpin.load.tree import SourceTree, blob_id_of
+from modelpin.load.tree import COMMITTED_CACHE, Refused, SourceTree, blob_id_of
 from modelpin.load.validation import diagnostics_for
 from modelpin.model.evidence import Evidence, EvidenceEnvelope
 from modelpin.model.fleet import Fleet
@@ -158,6 +158,18 @@ def _check_tools(doc: Document, tenant: Tenant) -> list[Diagnostic]:
     return out
 
 
+def _refusal(item: Refused) -> Diagnostic:
+    if item.path.startswith(COMMITTED_CACHE):
+        return error("MP009", f"{item.what}: modelpin never reads a cache from the "
+                     "repository", item.path,
+                     hint=f"remove {COMMITTED_CACHE}/ from the repository; caches live in "
+                     "$XDG_CACHE_HOME/modelpin (see README: caches)")
+    return error("MP009", f"{item.what} in a config folder: config folders hold regular "
+                 "files only; it was not read", item.path,
+                 hint="commit the file itself (modelpin never follows links, submodules "
+                 "or special files: what is judged must be what is published)")
+
+
 def load_fleet(
     tree: SourceTree,
     now: datetime,
@@ -176,11 +188,7 @@ def load_fleet(
     try:
         paths = tree.files()
         for item in tree.refused():
-            diagnostics.append(error(
-                "MP009", f"{item.what} in a config folder: config folders hold regular "
-                "files only; it was not read", item.path,
-                hint="commit the file itself (modelpin never follows links, submodules "
-                "or special files: what is judged must be what is published)"))
+            diagnostics.append(_refusal(item))
         total = len(paths)
         for i, path in enumerate(paths):
             model = model_for(path)

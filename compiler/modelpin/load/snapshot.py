@@ -1,15 +1,17 @@
-"""A snapshot of the last validated fleet, reused while no config file has changed.
+"""A load of the work tree that reads and hashes only what changed since the last run.
 
 ``explain`` answers about one tenant, and a compile of an unchanged tree rebuilds the
-same fleet: both pay for validating every file (seconds at 10,000 tenants) to learn
-what the previous run already knew. The snapshot holds the previous ``LoadResult`` and,
-per file, the stat signature git's index uses (mtime, ctime, size, inode) and the blob
-id. It is reused only when the same files exist with the same signatures, the date the
-cross-checks judged against (retirement, sunset) is the same, and the code that wrote
-it is this one. A file modified within ``RACY_NS`` of the snapshot's writing could have
-changed again without a visible stat change ("racy git"): such a snapshot is not
-trusted. Anything unexpected in the file means "no snapshot". The snapshot is written
-atomically; like the compile cache, its directory must be as trusted as the repo.
+same fleet: both would pay for parsing every file (seconds at 10,000 tenants) to learn
+what the previous run already knew. The snapshot (``fleet-snapshot.json`` next to the
+compile cache, outside the work tree: ``load/cache.py``) records, for the whole tree, a
+digest of every config path with its stat signature (mtime, ctime, size, inode, as git's
+index keeps them) and the entries that are not regular files, plus each file's blob id.
+When the digest matches, no file is read or hashed: the blob ids come from the snapshot
+and every parsed file from the content-keyed parse cache. Models are always rebuilt by
+validation and the cross-file checks always run again with this run's ``now``: a
+snapshot saves parsing, never a judgement. A file modified within ``RACY_NS`` of the
+snapshot's writing could change again without a visible stat change ("racy git"): no
+snapshot is written then. Anything unexpected in the file means "no snapshot".
 """
 
 from __future__ import annotations
@@ -17,28 +19,24 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from modelpin.load.cache import RACY_NS, CompileCache, StatIndexedTree, _stamp, write_pickles
+from modelpin.load import plain
+from modelpin.load.cache import CompileCache, StatIndexedTree, stamp
 from modelpin.load.fleet import LoadResult, load_fleet
-from modelpin.load.tree import DirectoryTree
+from modelpin.load.tree import DirectoryTree, Refused
 
-SNAPSHOT_FILE = "fleet-snapshot.pickle"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    result: LoadResult
-    blobs: dict[str, str]
+SNAPSHOT_FILE = "fleet-snapshot.json"
+RACY_NS = 2_000_000_000
 
 
 def signature_digest(tree: DirectoryTree) -> tuple[str, int]:
-    """A digest of every config file's path and stat signature, and the newest mtime.
+    """A digest of every config file's path and stat signature (and of every refused
+    entry), and the newest mtime.
 
     As in git's racy check, the mtime decides whether a signature can be trusted: any
     later write sets a newer mtime. The ctime is part of the signature, so a write that
@@ -52,63 +50,72 @@ def signature_digest(tree: DirectoryTree) -> tuple[str, int]:
         digest.update(f"{path}\0{st.st_mtime_ns} {st.st_ctime_ns} {st.st_size} "
                       f"{st.st_ino}\n".encode())
         newest = max(newest, st.st_mtime_ns)
+    for item in tree.refused():
+        digest.update(f"refused\0{item.path}\0{item.what}\n".encode())
     return digest.hexdigest(), newest
 
 
-def lookup(digest: str, now: datetime, directory: Path, *,
-           blobs: bool = False) -> Snapshot | None:
-    """The snapshot for the tree whose signature digest is ``digest``, or None. The blob
-    ids are read only when asked for (``compile`` needs them; ``explain`` does not)."""
-    path = directory / SNAPSHOT_FILE
-    enabled = gc.isenabled()
-    gc.disable()
+def lookup(digest: str, directory: Path) -> dict[str, str] | None:
+    """The blob ids recorded for the tree whose signature digest is ``digest``, or None."""
     try:
-        with open(path, "rb") as fh:
-            if pickle.load(fh) != _stamp():
-                return None
-            header = pickle.load(fh)
-            if header != (now.date().isoformat(), digest):
-                return None
-            result = pickle.load(fh)
-            ids = pickle.load(fh) if blobs else {}
-    except Exception:  # missing, truncated, from another version: no snapshot
+        with open(directory / SNAPSHOT_FILE, "rb") as fh:
+            doc = plain.loads(fh.read())
+    except (OSError, ValueError, RecursionError):
         return None
-    finally:
-        if enabled:
-            gc.enable()
-    if not isinstance(result, LoadResult) or not isinstance(ids, dict):
+    if not (isinstance(doc, dict) and doc.get("stamp") == stamp()
+            and doc.get("digest") == digest and isinstance(doc.get("blobs"), dict)):
         return None
-    return Snapshot(result, ids)
+    blobs: dict[str, str] = {}
+    for key, value in doc["blobs"].items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            return None
+        blobs[key] = value
+    return blobs
 
 
-def store(digest: str, newest_mtime: int, now: datetime, directory: Path,
-          result: LoadResult, blobs: dict[str, str]) -> None:
-    """Write a snapshot of ``result`` under the signature ``digest`` taken *before* the
-    files were read; raises ``OSError``. Nothing is written when a file changed within
-    ``RACY_NS``: its signature could not tell a later edit in the same timestamp granule
-    apart.
-    """
+def store(digest: str, newest_mtime: int, directory: Path, blobs: dict[str, str]) -> None:
+    """Record ``blobs`` under the signature ``digest`` taken *before* the files were read;
+    raises ``OSError``. Nothing is written when a file changed within ``RACY_NS``."""
     if newest_mtime >= time.time_ns() - RACY_NS:
         return
-    flagged = {diag.file for diag in result.diagnostics}
-    documents = {p: d for p, d in result.documents.items() if p in flagged}
-    kept = LoadResult(result.fleet, result.diagnostics, documents, result.signals,
-                      result.stats)
-    write_pickles(directory / SNAPSHOT_FILE,
-                  (_stamp(), (now.date().isoformat(), digest), kept, blobs))
+    plain.write_atomically(directory / SNAPSHOT_FILE,
+                           plain.dumps({"stamp": stamp(), "digest": digest, "blobs": blobs}))
+
+
+class SnapshotTree:
+    """The work tree as the snapshot knows it: listing and blob ids without a stat or a
+    read; a file missing from the parse cache is read from the directory."""
+
+    def __init__(self, tree: DirectoryTree, blobs: dict[str, str]) -> None:
+        self.tree = tree
+        self.label = tree.label
+        self._blobs = blobs
+
+    def files(self) -> list[str]:
+        return self.tree.files()
+
+    def refused(self) -> list[Refused]:
+        return self.tree.refused()
+
+    def blob_id(self, path: str) -> str:
+        return self._blobs[path]
+
+    def read(self, path: str) -> bytes:
+        return self.tree.read(path)
 
 
 @dataclass
 class CachedLoad:
-    """A load through the snapshot and, on a miss, the compile cache."""
+    """A load through the snapshot and the compile cache."""
 
     result: LoadResult
     blobs: dict[str, str]
     """Repo path -> git blob id of every config file."""
-    cache: CompileCache | None
-    """The compile cache read on a miss (the caller saves it); None on a hit."""
-    tree: StatIndexedTree | None
+    cache: CompileCache
+    """The compile cache that was read (the caller saves it)."""
+    tree: StatIndexedTree | SnapshotTree
     hit: bool
+    """Whether the snapshot matched (no file was read or hashed)."""
 
 
 def load_cached(
@@ -118,19 +125,13 @@ def load_cached(
     warn: Callable[[str], None],
     progress: Callable[[int, int], None] | None = None,
     *,
-    want_blobs: bool = True,
     write: bool = True,
 ) -> CachedLoad:
-    """The fleet of ``tree`` at ``now``: from the snapshot when nothing changed, else
-    loaded through the compile cache's stat index and parse cache, then snapshotted
-    (``write``: pickling a large fleet costs a few tenths of a second, worth it for the
-    interactive ``explain``, not for a compile that follows each commit)."""
+    """The fleet of ``tree`` at ``now``, parsing only the files that changed."""
     # The signature is taken before any file is read: a file edited while the fleet
     # loads then fails the next lookup instead of hiding behind its new stat.
     digest, newest = signature_digest(tree)
-    snap = lookup(digest, now, directory, blobs=want_blobs)
-    if snap is not None:
-        return CachedLoad(snap.result, snap.blobs, None, None, True)
+    known = lookup(digest, directory)
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -138,12 +139,16 @@ def load_cached(
     finally:
         if enabled:
             gc.enable()
+    if known is not None and set(known) == set(tree.files()):
+        view = SnapshotTree(tree, known)
+        result = load_fleet(view, now, cache=cache.parse, progress=progress)
+        return CachedLoad(result, known, cache, view, True)
     indexed = StatIndexedTree(tree, cache.stat)
     result = load_fleet(indexed, now, cache=cache.parse, progress=progress)
     blobs = {path: indexed.blob_id(path) for path in indexed.files()}
-    if write and result.fleet is not None:
+    if write:
         try:
-            store(digest, newest, now, directory, result, blobs)
+            store(digest, newest, directory, blobs)
         except OSError as exc:
             warn(f"cannot write the fleet snapshot to {directory}: {exc.strerror or exc}")
     return CachedLoad(result, blobs, cache, indexed, False)

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Protocol
 
 CONFIG_DIRS = ("policies", "model_versions", "tenants", "evidence", "bets")
+COMMITTED_CACHE = ".modelpin/cache"
+"""Where modelpin once kept its caches, inside the work tree. Nothing reads it any more;
+a commit that carries files there is refused (a planted pickle must never look like a
+cache to anyone, SPEC 2.1 rule 8)."""
 
 
 class TreeError(Exception):
@@ -168,13 +172,16 @@ class GitTree:
         self.commit = out.strip()
         stamp = self._git("show", "-s", "--format=%ct", self.commit).strip()
         self.commit_time = datetime.fromtimestamp(int(stamp), tz=UTC)
-        listing = self._git("ls-tree", "-r", "-z", "--full-tree", self.commit, "--", *CONFIG_DIRS)
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", self.commit, "--", *CONFIG_DIRS,
+                            COMMITTED_CACHE)
         for entry in listing.split("\0"):
             if not entry:
                 continue
             meta, path = entry.split("\t", 1)
             mode, kind, sha = meta.split()
-            if kind == "blob" and mode in ("100644", "100755"):
+            if path == COMMITTED_CACHE or path.startswith(COMMITTED_CACHE + "/"):
+                self._refused.append(Refused(path, "a committed modelpin cache"))
+            elif kind == "blob" and mode in ("100644", "100755"):
                 self._blobs[path] = sha
             else:
                 self._refused.append(Refused(path, GIT_MODES.get(mode, f"a git {kind}")))

@@ -79,15 +79,35 @@ Identifier = Annotated[
 ]
 
 
+MAX_DURATION = timedelta(days=3650)
+"""No duration of a policy is longer than ten years: a larger one is a typo, and every
+time computed from it (``since + soak``, ``issued_at + ttl``) must stay a valid date."""
+EARLIEST_YEAR, LATEST_YEAR = 1970, 8999
+"""Every date and time of a config file lies in these years (UTC): with durations of at
+most ``MAX_DURATION`` added, every computed time is still representable."""
+
+
 def parse_duration(value: Any) -> timedelta:
-    """``<n>m``, ``<n>h`` or ``<n>d``; already-parsed timedeltas pass through."""
-    if isinstance(value, timedelta):
-        return value
+    """``<n>m``, ``<n>h`` or ``<n>d`` up to ``MAX_DURATION``; already-parsed timedeltas
+    pass through (within the same bound)."""
     if isinstance(value, str):
         m = _DURATION_RE.match(value.strip())
         if m:
-            return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+            seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            if seconds > MAX_DURATION.total_seconds():
+                raise ValueError(f"{value.strip()!r} is longer than the limit of "
+                                 f"{MAX_DURATION.days}d")
+            return timedelta(seconds=seconds)
+    if isinstance(value, timedelta):
+        if not timedelta(0) <= value <= MAX_DURATION:
+            raise ValueError(f"a duration lies between 0 and {MAX_DURATION.days}d")
+        return value
     raise ValueError(f"{value!r} is not a duration: write <n>m, <n>h or <n>d, e.g. 24h")
+
+
+def check_year(year: int, value: object) -> None:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise ValueError(f"{value} is outside the years {EARLIEST_YEAR}-{LATEST_YEAR}")
 
 
 def format_duration(value: timedelta) -> str:
@@ -116,6 +136,10 @@ def parse_rfc3339(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("time has no UTC offset: write e.g. 2026-03-19T22:00:00Z")
+        try:
+            check_year(value.astimezone(UTC).year, value.isoformat())
+        except OverflowError:
+            raise ValueError(f"{value.isoformat()} has no UTC form") from None
         return value
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError(
@@ -123,7 +147,8 @@ def parse_rfc3339(value: Any) -> datetime:
         )
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        parsed.astimezone(UTC)  # 9999-12-31T23:59:59-01:00 has no UTC form
+        # 9999-12-31T23:59:59-01:00 has no UTC form
+        check_year(parsed.astimezone(UTC).year, value)
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"{value!r} is not a valid time: {exc}") from None
     return parsed

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from modelpin.model.base import Identifier, StrictModel, rule_error
+from modelpin.model.base import Identifier, StrictModel, check_year, rule_error
 
 ModelKind = Literal["chat", "embedding"]
 
@@ -52,6 +52,13 @@ class ModelVersion(StrictModel):
                 "'{value}' is a floating alias, not an exact version: {reason}",
                 {"value": value, "reason": reason},
             )
+        return value
+
+    @field_validator("released", "deprecated_on", "retires_on")
+    @classmethod
+    def _year(cls, value: date | None) -> date | None:
+        if value is not None:
+            check_year(value.year, value.isoformat())
         return value
 
     @model_validator(mode="after")

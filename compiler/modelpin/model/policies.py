@@ -16,6 +16,7 @@ from modelpin.model.base import (
     Duration,
     Identifier,
     StrictModel,
+    format_duration,
     is_hundredths,
     rule_error,
 )
@@ -93,9 +94,23 @@ class TrustedKey(StrictModel):
 
 class ArtifactPolicy(StrictModel):
     ttl: Duration = timedelta(days=7)
+    publish_period: Duration = timedelta(days=1)
+    """How often the publish workflow re-signs an unchanged main (its schedule): the
+    table must outlive two periods, so one failed scheduled run expires nothing."""
     drain_seconds: int = Field(default=300, ge=0)
     threshold: int = Field(default=1, ge=1)
     trusted_keys: list[TrustedKey] = []
+
+    @model_validator(mode="after")
+    def _lifetime(self) -> ArtifactPolicy:
+        if self.publish_period <= timedelta(0):
+            raise rule_error("'publish_period' must be longer than 0", "publish_period")
+        if self.ttl < 2 * self.publish_period:
+            raise rule_error(
+                f"ttl {format_duration(self.ttl)} is shorter than twice the publish_period "
+                f"({format_duration(self.publish_period)}): a table would expire before the "
+                "next scheduled publish could replace it", "ttl")
+        return self
 
     @model_validator(mode="after")
     def _threshold(self) -> ArtifactPolicy:

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     WithJsonSchema,
     field_validator,
@@ -107,7 +106,7 @@ class Rollout(StrictModel):
     candidate: Identifier
     stage: Stage
     percent: float | None = None
-    since: AwareDatetime
+    since: Timestamp
     reason: str | None = None
     prompt_changes_ack: bool = False
     approvals: list[Approval] = []
@@ -133,7 +132,7 @@ class Rollout(StrictModel):
 class Alias(StrictModel):
     kind: ModelKind
     pin: Identifier
-    pinned_at: AwareDatetime | None = None
+    pinned_at: Timestamp | None = None
     """Written by the promotion that set ``pin`` (SPEC 2.1 rule 7); absent at onboarding."""
     promoted_from: Identifier | None = None
     """The pin a promotion replaced; with ``pinned_at``, the record of a judged promotion."""
