@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from modelpin import signing
 from modelpin.cli import main
@@ -107,7 +108,7 @@ def test_truncated_envelope(signed: tuple[Path, Path, Path], cut: int,
     data = envelope.read_bytes()
     envelope.write_bytes(data[:cut])
     assert verify(envelope, "--repo", str(repo)) == 1
-    assert "not a valid DSSE envelope" in capsys.readouterr().err
+    assert "not a valid routing table: envelope is not JSON" in capsys.readouterr().err
 
 
 def test_expired(signed: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,12 +125,25 @@ def test_signed_payload_that_breaks_the_schema(
     private = tmp_path / "keys/key.pem"
     doc = json.loads(signing.parse_envelope(envelope.read_bytes()).payload)
     doc["tenants"]["beta"]["aliases"]["primary"]["mode"] = "yolo"
-    bad = signing.sign(json.dumps(doc).encode(),
-                       [signing.load_private_key(private.read_bytes())])
+    bad = signing.sign(rfc8785.dumps(doc), [signing.load_private_key(private.read_bytes())])
     envelope.write_bytes(signing.dump_envelope(bad))
     assert verify(envelope, "--repo", str(repo)) == 1
     err = capsys.readouterr().err
-    assert "does not match the routing-table schema at tenants/beta/aliases/primary" in err
+    assert "payload tenants.beta.aliases.primary" in err and "yolo" in err
+
+
+def test_signed_but_non_canonical_payload_is_refused_like_a_router_refuses_it(
+    signed: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The old verifier (routing/verify.py) accepted this: same document, other bytes.
+    repo, envelope, _ = signed
+    private = tmp_path / "keys/key.pem"
+    doc = json.loads(signing.parse_envelope(envelope.read_bytes()).payload)
+    spaced = signing.sign(json.dumps(doc, indent=1).encode(),
+                          [signing.load_private_key(private.read_bytes())])
+    envelope.write_bytes(signing.dump_envelope(spaced))
+    assert verify(envelope, "--repo", str(repo)) == 1
+    assert "payload is not canonical JSON" in capsys.readouterr().err
 
 
 def test_missing_envelope_and_missing_trust(

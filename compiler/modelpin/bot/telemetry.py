@@ -15,7 +15,6 @@ either source, never clamped.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +36,12 @@ from .observations import (
     RolloutTelemetry,
     SampleFailure,
 )
+from .safejson import UnsafeJson, parse_json
 
 SCHEMA_PATH = Path(__file__).with_name("telemetry.schema.json")
 COHORTS: tuple[Cohort, ...] = ("stable", "canary")
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """Default cap on a telemetry file: 10,000 rollouts take about 6 MB."""
-MAX_JSON_DEPTH = 32
 RolloutKey = tuple[str, str]
 
 
@@ -260,59 +259,6 @@ def telemetry_json_schema() -> dict[str, Any]:
     return schema
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _int(text: str) -> int:
-    if len(text.lstrip("-")) > 30:
-        raise ValueError(f"a {len(text)}-digit number is out of range for a counter")
-    return int(text)
-
-
-def _depth(value: Any, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
-def parse_json_bytes(data: bytes, where: str) -> Any:
-    """JSON with the traps closed: UTF-8 only, finite numbers, bounded digits and depth."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TelemetryError(f"{where}: not UTF-8 (byte {exc.start}): {exc.reason}") from None
-    try:
-        raw = json.loads(
-            text, parse_float=_finite_float, parse_int=_int, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise TelemetryError(f"{where}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise TelemetryError(f"{where}: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise TelemetryError(f"{where}: {exc}") from None
-    if _depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise TelemetryError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return raw
-
-
 def _brief(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -365,6 +311,7 @@ class JsonFileTelemetry:
             raise TelemetryError(f"{path}: grew past the {max_bytes}-byte cap while read")
         return cls.from_raw(parse_json_bytes(data, str(path)), source=f"file {path.name}",
                             where=str(path))
+
 
     @classmethod
     def from_raw(cls, raw: Any, *, source: str, where: str) -> JsonFileTelemetry:
@@ -453,3 +400,11 @@ def _key_of(item: Any) -> tuple[str, str, str] | None:
     if all(isinstance(k, str) for k in key) and key[2] in (*COHORTS, "baseline"):
         return key  # type: ignore[return-value]
     return None
+
+
+def parse_json_bytes(data: bytes, where: str) -> Any:
+    """:func:`~.safejson.parse_json`, its refusals as :class:`TelemetryError`."""
+    try:
+        return parse_json(data, where)
+    except UnsafeJson as exc:
+        raise TelemetryError(str(exc)) from None

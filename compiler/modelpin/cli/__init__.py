@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "explain": "modelpin.cli.rollout_commands:explain",
     "resolve": "modelpin.cli.table_commands:resolve_command",
     "keygen": "modelpin.cli.keys:keygen_command",
+    "root": "modelpin.cli.root_commands:root_group",
     "bot": "modelpin.cli.bot_command:bot",
     "lifecycle": "modelpin.cli.lifecycle_command:lifecycle",
     "schema": "modelpin.cli.validate:schema",

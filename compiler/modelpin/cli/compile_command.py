@@ -8,7 +8,6 @@ files as one unit (``cli/output_unit.py``: a release folder and a link flip).
 from __future__ import annotations
 
 import gc
-import json
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from modelpin.cli.common import (
 )
 from modelpin.cli.keys import KEY_ENV, signing_keys
 from modelpin.cli.output_unit import write_unit
-from modelpin.cli.table_commands import print_routes
+from modelpin.cli.table_commands import Trust, print_routes, table_rows, verify_table
 from modelpin.dashboard import DashboardMeta, dashboard_rows, render_dashboard
 from modelpin.diagnostics import has_errors
 from modelpin.load.cache import CompileCache, StatIndexedTree
@@ -46,7 +45,6 @@ from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import format_time
 from modelpin.rollout.dag import GroupGraph
 from modelpin.routing.payload import NO_COMMIT, Header, PayloadError, build, fragment_key
-from modelpin.routing.verify import VerifiedTable
 
 PAYLOAD_FILE = "routing-table.json"
 ENVELOPE_FILE = "routing-table.dsse.json"
@@ -279,9 +277,20 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     click.echo(f"  wrote {target / ENVELOPE_FILE} (signed by "
                f"{', '.join(k.keyid[:16] for k in keys)})")
     click.echo(f"  wrote {target / DASHBOARD_FILE} (fleet dashboard)")
+    if header.expires_at <= datetime.now(UTC):
+        warn(f"the table expired at {format_time(header.expires_at)}, before it was written "
+             f"(issued_at is {'--now' if now_text else 'the commit time'}, "
+             f"{format_time(header.issued_at)}, and the ttl is "
+             f"{fleet.artifact.ttl.total_seconds() / 3600:g}h): routers "
+             "and `modelpin verify` will refuse it. Re-issue it with the clock: "
+             "`modelpin compile --now $(date -u +%Y-%m-%dT%H:%M:%SZ)`")
     if show_table:
-        document = json.loads(payload)
-        print_routes(VerifiedTable(payload, document, ()).rows())
+        # Through the router's own loader: what is printed is what routers will load.
+        trust = Trust(keys={k.keyid: k.key.public_key() for k in keys},
+                      threshold=len({k.keyid for k in keys}))
+        table, _ = verify_table(envelope, trust, header.issued_at.timestamp(),
+                                str(target / ENVELOPE_FILE))
+        print_routes(table_rows(table))
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,14 @@ from modelpin.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    warn,
 )
 from modelpin.diagnostics import has_errors
 from modelpin.load.document import parse
 from modelpin.load.fleet import ARTIFACT
 from modelpin.model.policies import ArtifactPolicy
+from modelpin.router.errors import RootRejected
+from modelpin.router.root import Root, load_trusted_root, verify_next_root
 
 DEV_KEY = Path(".modelpin") / "dev-signing-key.pem"
 KEY_ENV = "MODELPIN_SIGNING_KEY"
@@ -50,7 +54,7 @@ def read_private_key(data: bytes, origin: str) -> SigningKey:
                            hint="a PKCS#8 PEM Ed25519 key, as `modelpin keygen` writes") from None
 
 
-def _write_new_file(path: Path, data: bytes, mode: int, *, force: bool) -> None:
+def write_new_file(path: Path, data: bytes, mode: int, *, force: bool) -> None:
     """Write ``data`` with ``mode`` from the first byte on (never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -76,7 +80,7 @@ def _dev_key(root: Path) -> SigningKey:
         return read_private_key(path.read_bytes(), str(path))
     key = signing.generate_private_key()
     try:
-        _write_new_file(path, signing.private_key_pem(key), 0o600, force=False)
+        write_new_file(path, signing.private_key_pem(key), 0o600, force=False)
     except FileExistsError:
         return read_private_key(path.read_bytes(), str(path))
     except OSError as exc:
@@ -123,7 +127,50 @@ def signing_keys(root: Path, key_files: tuple[Path, ...], policy: ArtifactPolicy
                 f"{ARTIFACT} requires {policy.threshold} signatures, {len(distinct)} "
                 "distinct key(s) given", exit_code=EXIT_INVALID,
                 hint="pass --key once per signing key")
+    newest = newest_root(root)
+    if newest is not None:
+        role = newest.table
+        where = f"root/{newest.version}.root.json"
+        for k in keys:
+            if k.keyid not in role.keys:
+                what = "the local development key" if dev else f"the key from {k.origin}"
+                raise CommandError(
+                    f"refusing to sign with {what} (keyid {k.keyid[:16]}…): it is not a "
+                    f"table key of the trust root ({where}); routers would refuse the table",
+                    exit_code=EXIT_INVALID,
+                    hint="pass --key FILE with a table key of the newest root, or rotate the "
+                    "root (`modelpin root rotate --add-table-key`)")
+        if len({k.keyid for k in keys}) < role.threshold:
+            raise CommandError(
+                f"the trust root ({where}) requires {role.threshold} table signatures, "
+                f"{len({k.keyid for k in keys})} distinct key(s) given",
+                exit_code=EXIT_INVALID, hint="pass --key once per signing key")
     return keys, dev
+
+
+def newest_root(repo: Path) -> Root | None:
+    """The newest root of ``<repo>/root/`` that chains from ``1.root.json`` (a version
+    still being signed is skipped with a warning), or None without a ``root/``."""
+    first = repo / "root" / "1.root.json"
+    if not first.is_file():
+        return None
+    try:
+        trusted = load_trusted_root(first.read_bytes())
+    except (OSError, RootRejected) as exc:
+        raise CommandError(f"{first}: {exc}", exit_code=EXIT_INVALID,
+                           hint="check it with `modelpin root verify`") from None
+    version = 2
+    while True:
+        path = repo / "root" / f"{version}.root.json"
+        if not path.is_file():
+            return trusted
+        try:
+            trusted = verify_next_root(trusted, path.read_bytes())
+        except (OSError, RootRejected) as exc:
+            warn(f"{path} is not (yet) a valid next root, signing for version "
+                 f"{trusted.version}: {exc}")
+            return trusted
+        version += 1
 
 
 def trusted_from_files(paths: tuple[Path, ...]) -> dict[str, Ed25519PublicKey]:
@@ -160,9 +207,39 @@ def read_artifact_policy(root: Path) -> ArtifactPolicy:
 
 
 
+KEY_DIR_ENV = "MODELPIN_KEY_DIR"
+
+
+def default_key_dir() -> Path:
+    """Where keygen writes without --out: $MODELPIN_KEY_DIR, else
+    $XDG_CONFIG_HOME/modelpin/keys (~/.config/modelpin/keys): never the current
+    directory, which is usually the fleet's git work tree."""
+    env = os.environ.get(KEY_DIR_ENV)
+    if env:
+        return Path(env)
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "modelpin" / "keys"
+
+
+def _inside_work_tree(directory: Path) -> Path | None:
+    """The top of the git work tree holding ``directory`` (or its nearest existing
+    parent), or None."""
+    probe = directory.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        proc = subprocess.run(["git", "-C", str(probe), "rev-parse", "--show-toplevel"],
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    top = proc.stdout.strip()
+    return Path(top) if proc.returncode == 0 and top else None
+
+
 @click.command(name="keygen")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for modelpin-signing-key.pem and .pub (default: current dir).")
+              help=f"Directory for modelpin-signing-key.pem and .pub (default: ${KEY_DIR_ENV}, "
+              "else ~/.config/modelpin/keys).")
 @click.option("--private", "private_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Private key file (with --public).")
 @click.option("--public", "public_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -170,19 +247,29 @@ def read_artifact_policy(root: Path) -> ArtifactPolicy:
 @click.option("--owner", default="platform-ci", show_default=True,
               help="Owner recorded in the printed policy snippet.")
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
+@click.option("--inside-work-tree", "inside_work_tree", is_flag=True,
+              help="Allow writing the private key inside a git work tree (it could be "
+              "committed by accident; refused without this flag).")
 def keygen_command(out_dir: Path | None, private_path: Path | None, public_path: Path | None,
-                   owner: str, force: bool) -> int:
+                   owner: str, force: bool, inside_work_tree: bool) -> int:
     """Create an Ed25519 signing key pair and print its policies/artifact.yaml entry."""
     if (private_path is None) != (public_path is None):
         raise CommandError("--private and --public go together", exit_code=EXIT_USAGE)
     if private_path is not None and out_dir is not None:
         raise CommandError("use either --out DIR or --private/--public", exit_code=EXIT_USAGE)
     if private_path is None or public_path is None:
-        base = out_dir if out_dir is not None else Path.cwd()
+        base = out_dir if out_dir is not None else default_key_dir()
         private_path = base / "modelpin-signing-key.pem"
         public_path = base / "modelpin-signing-key.pub"
     if private_path.resolve() == public_path.resolve():
         raise CommandError("--private and --public name the same file", exit_code=EXIT_USAGE)
+    work_tree = _inside_work_tree(private_path.parent)
+    if work_tree is not None and not inside_work_tree:
+        raise CommandError(
+            f"refusing to write a private key inside the git work tree {work_tree}: it could "
+            "be committed and published", exit_code=EXIT_USAGE,
+            hint=f"omit --out (default {default_key_dir()}), choose a directory outside the "
+            "repository, or pass --inside-work-tree if you mean it")
     if not force:
         for path in (private_path, public_path):
             if path.exists():
@@ -192,8 +279,8 @@ def keygen_command(out_dir: Path | None, private_path: Path | None, public_path:
     public = key.public_key()
     b64 = signing.public_key_b64(public)
     try:
-        _write_new_file(private_path, signing.private_key_pem(key), 0o600, force=force)
-        _write_new_file(public_path, (b64 + "\n").encode("ascii"), 0o644, force=force)
+        write_new_file(private_path, signing.private_key_pem(key), 0o600, force=force)
+        write_new_file(public_path, (b64 + "\n").encode("ascii"), 0o644, force=force)
     except FileExistsError as exc:
         raise CommandError(f"{exc.filename} exists; not overwriting a key", exit_code=EXIT_USAGE,
                            hint="pass --force to replace it") from None

@@ -3,7 +3,8 @@
 Usage::
 
     router = Router("https://artifacts.example/routing-table.dsse.json",
-                    trusted_keys(["<base64 public key>"]),
+                    root="/etc/gateway/modelpin-1.root.json",   # or: trusted_keys([...])
+                    max_staleness=2 * 86400,             # freeze-attack bound (seconds)
                     state_file="/var/lib/gateway/modelpin-floor.json",
                     session_store=RedisSessionStore.from_url("redis://..."))
     router.start()                       # load now, then hot-reload in the background
@@ -26,11 +27,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .bucketing import basis_points, bucket, in_canary
     from .errors import (
+        ExpiredRootError,
         ExpiredTableError,
         MalformedTableError,
         OversizeTableError,
         ResolveError,
         RollbackError,
+        RootRejected,
+        RootVersionError,
         RouterError,
         SerialConflictError,
         SourceError,
@@ -40,8 +44,10 @@ if TYPE_CHECKING:
         UnknownAliasError,
         UnknownTenantError,
         UnsignedTableError,
+        UntrustedTableError,
     )
     from .floor import Floor
+    from .root import Root
     from .router import RefreshResult, Router, RouterStatus, trusted_keys
     from .sessions import (
         InMemorySessionStore,
@@ -58,6 +64,11 @@ _EXPORTS: dict[str, str] = {
     "basis_points": "bucketing",
     "bucket": "bucketing",
     "in_canary": "bucketing",
+    "ExpiredRootError": "errors",
+    "RootRejected": "errors",
+    "RootVersionError": "errors",
+    "UntrustedTableError": "errors",
+    "Root": "root",
     "ExpiredTableError": "errors",
     "MalformedTableError": "errors",
     "OversizeTableError": "errors",
@@ -107,6 +118,7 @@ __all__ = [
     "CANARY",
     "STABLE",
     "Decision",
+    "ExpiredRootError",
     "ExpiredTableError",
     "FileSource",
     "Floor",
@@ -118,6 +130,9 @@ __all__ = [
     "RefreshResult",
     "ResolveError",
     "RollbackError",
+    "Root",
+    "RootRejected",
+    "RootVersionError",
     "Router",
     "RouterError",
     "RouterStatus",
@@ -136,6 +151,7 @@ __all__ = [
     "UnknownAliasError",
     "UnknownTenantError",
     "UnsignedTableError",
+    "UntrustedTableError",
     "basis_points",
     "bucket",
     "in_canary",

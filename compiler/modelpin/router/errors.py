@@ -63,6 +63,32 @@ class SerialConflictError(TableRejected):
     kind = "serial-conflict"
 
 
+class RootRejected(TableRejected):
+    """A trust root in the chain is bad (malformed, not signed by the thresholds of the
+    trusted root and of itself). The router keeps its root and table and accepts no new
+    table until the chain is fixed."""
+
+    kind = "root"
+
+
+class RootVersionError(RootRejected):
+    """Root N+1 does not say version N+1 (an older root served again: a rollback)."""
+
+    kind = "root-version"
+
+
+class ExpiredRootError(RootRejected):
+    """The newest trusted root has expired: no new table is trusted until a new root."""
+
+    kind = "root-expired"
+
+
+class UntrustedTableError(TableRejected):
+    """The table being served was signed by keys the newest root no longer trusts."""
+
+    kind = "revoked"
+
+
 # --- fetching ------------------------------------------------------------------------
 
 
@@ -76,6 +102,12 @@ class StateFileError(RouterError):
     """The persisted floor could not be read or written."""
 
     kind = "state-file"
+
+
+class UnexpectedReloadError(RouterError):
+    """A reload failed in a way no other error covers (a bug); reported, never raised."""
+
+    kind = "internal"
 
 
 # --- request path ----------------------------------------------------------------------

@@ -11,6 +11,20 @@ the last good table and reports ``stale=True``, because refusing would turn a st
 pipeline into a platform outage; ``"refuse"`` makes ``resolve`` raise
 ``TableUnavailableError`` once the table has expired (noticed by the next reload attempt,
 so within one poll interval).
+
+Freshness and the freeze attack: an attacker who blocks updates (or a stuck pipeline)
+can keep a router on its last table until that table goes stale: ``expires_at``
+(issued_at + the policy ``ttl``), or sooner with ``max_staleness`` (seconds after
+``issued_at``). Past that, ``stale_policy="refuse"`` stops answering; ``"serve"`` keeps
+answering and reports ``stale=True`` (the bound is then an alarm, not a stop).
+
+Trust: either a plain list of trusted keys with a threshold, or a trust ``root`` (see
+``root.py``). With a root, every reload first follows the root chain published beside
+the table (``<N>.root.json``, N = the trusted version + 1, ...), persists each adopted
+root in the state file, and only then verifies the table against the newest root.
+
+The library never touches process-wide state (the garbage collector, signal handlers,
+the root logger): it runs inside a customer's gateway.
 """
 
 from __future__ import annotations
@@ -35,17 +49,21 @@ from .drift import ToolCall
 from .errors import (
     ResolveError,
     RollbackError,
+    RootRejected,
     RouterError,
     SerialConflictError,
     SourceError,
     StateFileError,
     TableRejected,
     TableUnavailableError,
+    UnexpectedReloadError,
     UnknownAliasError,
     UnknownTenantError,
+    UntrustedTableError,
 )
-from .floor import Floor, load_floor, save_floor
+from .floor import Floor, State, load_state, save_state
 from .metrics import RouterMetrics
+from .root import MAX_ROOT_ROTATIONS, Root
 from .sessions import InMemorySessionStore, SessionStore
 from .sources import FileSource, HttpSource, TableSource, backoff_delay
 from .table import CANARY, CANARY_MODE, SHADOW, STABLE, Decision, Route, RoutingTable
@@ -56,7 +74,7 @@ from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
 log = logging.getLogger("modelpin.router")
 
 StalePolicy = Literal["serve", "refuse"]
-Outcome = Literal["accepted", "unchanged", "rejected", "source-error"]
+Outcome = Literal["accepted", "unchanged", "rejected", "source-error", "error"]
 
 _REFUSING: dict[str, dict[str, Route]] = {}
 
@@ -82,6 +100,8 @@ class RouterStatus:
     last_error: str | None
     last_error_kind: str | None
     consecutive_failures: int
+    root_version: int | None = None
+    """Version of the trust root in use (None with a plain list of trusted keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +117,15 @@ def trusted_keys(keys: Iterable[Ed25519PublicKey | str]) -> dict[str, Ed25519Pub
         key = signing.load_public_key_b64(k) if isinstance(k, str) else k
         out[signing.keyid_of(key)] = key
     return out
+
+
+def _read_root(root: bytes | str | Path) -> bytes:
+    if isinstance(root, bytes):
+        return root
+    try:
+        return Path(root).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the trust root {root}: {exc}") from None
 
 
 def _source_for(source: TableSource | str | Path, max_bytes: int) -> TableSource:
@@ -122,6 +151,7 @@ class Router:
         "_metrics",
         "_poll_interval",
         "_refresh_lock",
+        "_revoked",
         "_routes",
         "_source",
         "_stale_policy",
@@ -148,9 +178,11 @@ class Router:
     def __init__(
         self,
         source: TableSource | str | Path,
-        trusted: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey | str],
+        trusted: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey | str] | None = None,
         *,
         threshold: int = 1,
+        root: bytes | str | Path | None = None,
+        max_staleness: float | None = None,
         state_file: str | Path | None = None,
         session_store: SessionStore | None = None,
         stale_policy: StalePolicy = "serve",
@@ -164,15 +196,35 @@ class Router:
     ) -> None:
         if stale_policy not in ("serve", "refuse"):
             raise ValueError("stale_policy is 'serve' or 'refuse'")
-        keys = dict(trusted) if isinstance(trusted, Mapping) else trusted_keys(trusted)
+        if (trusted is None) == (root is None):
+            raise ValueError("pass either trusted keys or a trust root")
         self.name = name
         self._source = _source_for(source, max_bytes)
         self._state_file = Path(state_file) if state_file is not None else None
-        floor = load_floor(self._state_file) if self._state_file is not None else None
-        self._trusted = TrustedTableSet(
-            keys, threshold=threshold, floor=floor, max_bytes=max_bytes
+        state = load_state(self._state_file) if self._state_file is not None else State()
+        if root is not None:
+            self._trusted = TrustedTableSet(
+                root=_read_root(root), floor=state.floor, max_bytes=max_bytes,
+                max_staleness=max_staleness,
+            )
+            if state.root is not None:
+                try:
+                    self._trusted.adopt_persisted_root(state.root)
+                except RootRejected as exc:
+                    raise StateFileError(
+                        f"state file {self._state_file} holds a bad root: {exc}"
+                    ) from None
+        else:
+            assert trusted is not None
+            keys = dict(trusted) if isinstance(trusted, Mapping) else trusted_keys(trusted)
+            self._trusted = TrustedTableSet(
+                keys, threshold=threshold, floor=state.floor, max_bytes=max_bytes,
+                max_staleness=max_staleness,
+            )
+        # `is None`, not `or`: an empty InMemorySessionStore is falsy (it has __len__).
+        self._store: SessionStore = (
+            session_store if session_store is not None else InMemorySessionStore()
         )
-        self._store: SessionStore = session_store or InMemorySessionStore()
         self._store_get = self._store.get
         self._store_claim = self._store.claim
         self._stale_policy = stale_policy
@@ -193,6 +245,7 @@ class Router:
         self._last_success: float | None = None
         self._last_error: RouterError | None = None
         self._failures = 0
+        self._revoked = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: Every serial this router has installed (a gateway can audit against it).
@@ -331,6 +384,11 @@ class Router:
                 result = self._failed("rejected", exc)
             except (SourceError, StateFileError) as exc:
                 result = self._failed("source-error", exc)
+            except Exception as exc:  # a bug, or a fault nobody foresaw: never raise
+                log.exception("router %s: unexpected error while reloading", self.name)
+                result = self._failed(
+                    "error", UnexpectedReloadError(f"{type(exc).__name__}: {exc}")
+                )
             else:
                 self._failures = 0
                 self._last_error = None
@@ -340,6 +398,8 @@ class Router:
             return result
 
     def _refresh(self, start: float) -> RefreshResult:
+        if self._trusted.root is not None:
+            self._update_root()
         fetched = self._source.fetch()
         serial = None if self._current is None else self._current.table.serial
         if fetched is None:
@@ -352,8 +412,7 @@ class Router:
         if table is None:
             self._source.commit(fetched.token)
             return RefreshResult("unchanged", serial)
-        if self._state_file is not None:
-            save_floor(self._state_file, Floor(table.serial, table.sha256))
+        self._persist(Floor(table.serial, table.sha256))
         self._trusted.accept(table)
         self._install(table)
         self._envelope_digest = digest
@@ -361,9 +420,44 @@ class Router:
         log.info("router %s: installed routing table serial %d", self.name, table.serial)
         return RefreshResult("accepted", table.serial)
 
+    def _persist(self, floor: Floor | None, root: Root | None = None) -> None:
+        if self._state_file is None:
+            return
+        root = root or self._trusted.root
+        save_state(self._state_file, State(floor, None if root is None else root.envelope))
+
+    def _update_root(self) -> None:
+        """Follow the root chain: adopt root N+1, N+2, ... while the source has one.
+        Each is verified against the one before (and itself), persisted, then adopted."""
+        fetch_root = getattr(self._source, "fetch_root", None)
+        if fetch_root is None:
+            return
+        for _ in range(MAX_ROOT_ROTATIONS):
+            current = self._trusted.root
+            assert current is not None
+            data = fetch_root(current.version + 1)
+            if data is None:
+                break
+            root = self._trusted.verify_root(data)
+            self._persist(self._trusted.floor_after(root), root)
+            self._trusted.accept_root(root)
+            log.warning("router %s: adopted trust root version %d (table keys %s, "
+                        "threshold %d)", self.name, root.version,
+                        ", ".join(k[:16] for k in root.table.keys), root.table.threshold)
+            self._envelope_digest = None  # re-verify the held table under the new root
+        current_table = self.table
+        revoked = current_table is not None and not self._trusted.still_trusted(current_table)
+        if revoked and not self._revoked:
+            log.error("router %s: ALARM the table being served (serial %d) was signed by "
+                      "keys the trust root no longer trusts", self.name,
+                      current_table.serial if current_table else 0)
+            self._metrics.alarm(UntrustedTableError.kind)
+        self._revoked = revoked
+
     def _install(self, table: RoutingTable) -> None:
         self.accepted_serials.add(table.serial)
         self._current = _Installed(table, ToolContracts())
+        self._revoked = False
         self._routes = table.routes  # the swap: one reference, read once per request
         self._telemetry.prepare(_rollout_rows(table))
         self._metrics.serial.set(table.serial)
@@ -386,7 +480,7 @@ class Router:
         current = self._current
         if current is None:
             return
-        stale = current.table.expires_ts <= now
+        stale = self._revoked or self._trusted.stale_at(current.table) <= now
         self._metrics.stale.set(1 if stale else 0)
         if stale and self._stale_policy == "refuse":
             if self._routes is not _REFUSING:
@@ -398,15 +492,18 @@ class Router:
     # --- background polling ----------------------------------------------------------
 
     def start(self) -> RefreshResult:
-        """Load once now, then poll in a daemon thread (backoff on failures)."""
-        result = self.refresh()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._poll, name=f"modelpin-router-{self.name}", daemon=True
-            )
-            self._thread.start()
-        return result
+        """Load once now, then poll in a daemon thread (backoff on failures). The poller
+        is started whatever the first load did, so a good table published later is
+        still picked up."""
+        try:
+            return self.refresh()
+        finally:
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._poll, name=f"modelpin-router-{self.name}", daemon=True
+                )
+                self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.wait(
@@ -441,7 +538,9 @@ class Router:
             sha256=None if table is None else table.sha256,
             issued_at=None if table is None else table.issued_at,
             expires_at=None if table is None else table.expires_at,
-            stale=table is not None and table.expires_ts <= self._clock(),
+            stale=table is not None and (
+                self._revoked or self._trusted.stale_at(table) <= self._clock()
+            ),
             serving=table is not None and self._routes is not _REFUSING,
             source=self._source.describe(),
             last_attempt=self._last_attempt,
@@ -449,6 +548,7 @@ class Router:
             last_error=None if err is None else str(err),
             last_error_kind=None if err is None else getattr(err, "kind", "error"),
             consecutive_failures=self._failures,
+            root_version=None if self._trusted.root is None else self._trusted.root.version,
         )
 
     @property

@@ -176,6 +176,10 @@ class RedisSessionStore:
         return cls(client, ttl=ttl, prefix=prefix, retry_after=retry_after)
 
     def _failed(self, exc: Exception) -> SessionStoreUnavailable:
+        if isinstance(exc, redis.ResponseError) and str(exc).startswith("WRONGTYPE"):
+            # One key holds something else (another app, an operator): that session is
+            # decided without stickiness, the store itself is fine.
+            return SessionStoreUnavailable(f"redis: {exc}")
         self._down_until = time.monotonic() + self._retry_after
         return SessionStoreUnavailable(f"redis: {exc}")
 

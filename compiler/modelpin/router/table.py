@@ -102,7 +102,7 @@ class Route:
         self.stable_model = stable_model
         self.candidate = candidate
         self.percent = percent
-        self.basis_points = round(percent * 100)
+        self.basis_points = round(percent * 100) if percent else 0
         self.paused = paused
         self.salt = salt
         self.session_key = salt
@@ -141,3 +141,6 @@ class RoutingTable:
     routes: dict[str, dict[str, Route]]
     tenants: dict[str, TenantPolicy]
     models: dict[str, dict[str, str]]
+    issued_ts: float = 0.0
+    signed_by: tuple[str, ...] = ()
+    """Ids of the trusted keys whose signatures verified (set by ``TrustedTableSet``)."""
