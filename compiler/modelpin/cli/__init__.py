@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "guard": "modelpin.cli.guard_command:guard",
     "lifecycle": "modelpin.cli.lifecycle_command:lifecycle",
     "schema": "modelpin.cli.validate:schema",
+    "attest": "modelpin.cli.attest_commands:attest_command",
+    "approve": "modelpin.cli.attest_commands:approve_command",
     "bets": "modelpin.cli.bets_command:bets",
 }
 

@@ -101,37 +101,44 @@ def _load_file(
             value = None
     if value is not None and model is Tenant:
         own.extend(_check_tools(doc, value))  # type: ignore[arg-type]
-    if value is not None and model is EvidenceEnvelope:
-        value = _open_envelope(doc, raw, own)
     result = (doc, value, own)
     if cache is not None and key is not None:
         cache[key] = result
     return result
 
 
-def _open_envelope(doc: Document, raw: bytes, own: list[Diagnostic]) -> Evidence | None:
-    """The BETS result inside a signed evidence file (signatures are judged later,
-    against a trust list); a malformed statement is a diagnostic on the envelope."""
-    try:
-        return attestation.read(raw).evidence
-    except attestation.PredicateError as exc:
-        line, col = doc.position(("payload",))
-        for _, message in exc.problems:
-            own.append(error("MP012", f"predicate {message}", doc.path, line, col,
-                             hint="the BETS result inside the envelope breaks a field rule; "
-                             "fix the result and sign it again (`modelpin attest`)"))
-    except attestation.AttestationError as exc:
-        line, col = doc.position(exc.where[:1] or ("payload",))
-        own.append(error("MP040", str(exc), doc.path, line, col, hint=exc.hint))
-    return None
-
-
 _SchemaProblem = tuple[str, tuple[str | int, ...]]
 _schema_verdicts: dict[str, _SchemaProblem | None] = {}
 
 
+MAX_TOOL_SCHEMA_DEPTH = 60
+"""A tool schema sits 4 levels deep in the routing table, and routers refuse a table
+nested deeper than 64 levels (``modelpin.router.strict_json.MAX_DEPTH``)."""
+
+
+def _too_deep(schema: Any) -> tuple[str | int, ...] | None:
+    """Where ``schema`` first nests deeper than ``MAX_TOOL_SCHEMA_DEPTH``, or None
+    (iterative: no recursion on untrusted nesting)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= MAX_TOOL_SCHEMA_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, (*path, k)) for k, v in value.items()
+                         if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value)
+                         if isinstance(v, (dict, list)))
+    return None
+
+
 def _schema_problem(schema: dict[str, Any]) -> _SchemaProblem | None:
     """Why ``schema`` is not a valid JSON Schema and where in it, or None (memoised)."""
+    deep = _too_deep(schema)
+    if deep is not None:
+        return (f"nests deeper than {MAX_TOOL_SCHEMA_DEPTH} levels (routers refuse a table "
+                "nested deeper than 64)", deep)
     key = json.dumps(schema, sort_keys=True, default=str)
     if key not in _schema_verdicts:
         import jsonschema  # here, not at import: a snapshot hit (explain) never needs it
@@ -231,7 +238,8 @@ def load_fleet(
         "tenants": len(tenants),
         "aliases": sum(len(t.aliases) for t in tenants),
         "models": sum(1 for v in values.values() if isinstance(v, ModelVersion)),
-        "evidence": sum(1 for v in values.values() if isinstance(v, Evidence)),
+        "evidence": sum(1 for v in values.values()
+                        if isinstance(v, Evidence | EvidenceEnvelope)),
     }
     return LoadResult(
         fleet=None if has_error else fleet,
