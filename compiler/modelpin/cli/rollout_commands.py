@@ -268,8 +268,9 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         try:
             loaded.cache.save(directory, {(p, loaded.tree.blob_id(p))
                                           for p in loaded.tree.files()})
-        except OSError as exc:
-            warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
+        except (OSError, ValueError, TypeError) as exc:  # a cache never fails a command
+            warn(f"cannot write the compile cache to {directory}: "
+                 f"{getattr(exc, 'strerror', None) or exc}")
     else:
         result = load_fleet(tree, now)
     if result.fleet is None or has_errors(result.diagnostics):
