@@ -33,10 +33,10 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
-from modelpin.cli.history import open_records, pin_history, rollback_history
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
+from modelpin.load.history import pin_history, records_at
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -161,7 +161,7 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
                          {"head": head_tree.commit, "valid": False})
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
     base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
-    records = open_records(rollback_history(root, base_tree.commit), base_fleet)
+    records = records_at(root, base_tree.commit, base_fleet)
     base = FleetContext.build(base_fleet, records)
     # Evidence and approvals count only as the BASE's trust lists say (SPEC 2.1 rules 3, 4).
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
@@ -293,8 +293,7 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
         return EXIT_INVALID
     history_rev = rev or ("HEAD" if (root / ".git").exists() else None)
-    records = (open_records(rollback_history(root, history_rev), result.fleet)
-               if history_rev else {})
+    records = records_at(root, history_rev, result.fleet) if history_rev else {}
     ctx = FleetContext.build(result.fleet, records)
     found = ctx.fleet.tenants.get(tenant)
     if found is None:

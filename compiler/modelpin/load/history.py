@@ -134,3 +134,10 @@ def open_records(seen: RollbackSeen, base: Fleet) -> dict[tuple[str, str], set[s
                 continue
             records.setdefault((tenant_id, alias_name), set()).add(candidate)
     return records
+
+
+def records_at(repo: Path, rev: str, fleet: Fleet) -> dict[tuple[str, str], set[str]]:
+    """The rollbacks on record for ``fleet`` read at ``rev``: what every judge of a
+    rollout (check, explain, the bot, the guard, lifecycle) passes to ``FleetContext``. Outside a
+    git repository there is no published history: no records."""
+    return open_records(rollback_history(repo, rev), fleet)
