@@ -88,6 +88,7 @@ def judge_tenant(
                 ("group",),
             )
             changes.append(Change(tenant_id, None, None, None, None, (reason,)))
+    changes += _record_escapes(base, tenant_id, old, new)
     names = sorted({*(old.aliases if old else {}), *(new.aliases if new else {})})
     for name in names:
         before = old.aliases.get(name) if old else None
@@ -106,6 +107,39 @@ def judge_tenant(
             )
         )
     return changes
+
+
+def _record_escapes(base: FleetContext, tenant_id: str, old: Tenant | None,
+                    new: Tenant | None) -> list[Change]:
+    """SPEC 2.1 rule 7: a rollback on record keeps its version uncleared downstream of
+    the tenant's group until a human clears it. Moving the tenant to another group, or
+    deleting it (or the alias), would lift the record without that clearance: refused
+    while the record is open (``cleared_rollbacks`` first, in its own change)."""
+    if old is None:
+        return []
+    out = []
+    for name in sorted(old.aliases):
+        on_record = sorted(base.records.get((tenant_id, name), ()))
+        if not on_record:
+            continue
+        if new is not None and name in new.aliases and new.group == old.group:
+            continue
+        if new is None:
+            what, path = f"tenant {tenant_id} deleted", ()
+        elif name not in new.aliases:
+            what, path = f"alias {name} removed", alias_path(name)
+        else:
+            what, path = f"group changed {old.group} -> {new.group}", ("group",)
+        out.append(Change(tenant_id, name, None, None, None, (Reason(
+            "MP124",
+            f"{what} while {tenant_id}/{name} has a rollback of {', '.join(on_record)} on "
+            f"record: that would clear it downstream of group {old.group} without a human "
+            "clearing the record",
+            path,
+            hint=f"first clear the record (cleared_rollbacks: [{on_record[0]}] on the "
+            "alias) in its own change; once merged, move or remove the tenant",
+        ),)))
+    return out
 
 
 def judge_change(

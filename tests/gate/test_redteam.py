@@ -1,0 +1,163 @@
+"""Red-team rows: a second, adversarial reading of the gate (SPEC 2.1).
+
+Each row is one attack a PR author could try; the blocked rows document holes that were
+found and fixed (and stay as regression tests) or boundaries that already held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.gate.harness import (
+    FRESH,
+    OLD,
+    V,
+    Gate,
+    PullRequest,
+    Row,
+    canary,
+    rolled_back,
+    row_id,
+)
+from tests.gate.test_rules import rolled_back_then_acknowledged, rules_base, t
+
+
+def tag_named_like_the_base(pr: PullRequest) -> None:
+    """A commit that drops the standard soak, tagged ``main``: git resolves a tag before
+    a branch of the same name, so ``--base main`` would judge by the attacker's rules."""
+    pr.spec.groups["standard"]["soak"] = "0h"
+    pr.write()
+    pr.commit("soak 0h", date="2026-03-25T10:10:00Z")
+    pr.git("tag", "main")
+    pr.set_rollout("std-young", canary(25, FRESH))
+    pr.write()
+
+
+def remote_named_branch(pr: PullRequest) -> None:
+    """A local branch ``origin/main`` shadows the remote-tracking ref CI passes."""
+    pr.git("update-ref", "refs/remotes/origin/main", "main")
+    pr.spec.groups["standard"]["soak"] = "0h"
+    pr.write()
+    pr.commit("soak 0h", date="2026-03-25T10:10:00Z")
+    pr.git("branch", "origin/main")
+    pr.set_rollout("std-young", canary(25, FRESH))
+    pr.write()
+
+
+def odd_since(value: str) -> Callable[[PullRequest], None]:
+    def edit(pr: PullRequest) -> None:
+        pr.edit_yaml(t("std-a"), lambda d: d["aliases"]["primary"]["rollout"].update(
+            since=value))
+    return edit
+
+
+def raw_since(text: str) -> Callable[[PullRequest], None]:
+    def edit(pr: PullRequest) -> None:
+        path = pr.path(t("std-a"))
+        lines = path.read_text().splitlines()
+        out = [f"      since: {text}" if ln.strip().startswith("since:") else ln for ln in lines]
+        path.write_text("\n".join(out) + "\n")
+    return edit
+
+
+def laughs(pr: PullRequest) -> None:
+    lines = ["tools:", "  boom:", "    type: object", "    properties:"]
+    lines.append("      a0: &a0 {type: string}")
+    for i in range(1, 40):
+        prev = f"*a{i-1}"
+        lines.append(f"      a{i}: &a{i} {{type: object, properties: {{x: {prev}, y: {prev}}}}}")
+    path = pr.path(t("std-p"))
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+
+
+def group_value(key: str, value: Any) -> Callable[[PullRequest], None]:
+    return lambda pr: pr.edit_yaml("policies/rollout-groups.yaml", lambda d: d.update({key: value}))
+
+
+def huge_suite_version(pr: PullRequest) -> None:
+    path = pr.path(t("std-p"))
+    path.write_text(path.read_text().replace("version: 1", "version: " + "9" * 5000))
+
+
+def move_rolled_back_tenant(pr: PullRequest) -> None:
+    """ear-s rolled back from V and acknowledged (on record, upstream of standard); the
+    PR moves it out of group early: the record would stop blocking V for standard."""
+    rolled_back_then_acknowledged("ear-s")(pr)
+    pr.tenant("ear-s")["group"] = "conservative"
+    pr.write()
+
+
+def delete_rolled_back_tenant(pr: PullRequest) -> None:
+    """The same record, lifted by offboarding the tenant (file and evidence deleted)."""
+    rolled_back_then_acknowledged("ear-s")(pr)
+    pr.spec.tenants.pop("ear-s")
+    pr.spec.evidence = [e for e in pr.spec.evidence if e["tenant"] != "ear-s"]
+    pr.delete(t("ear-s"))
+    pr.delete("evidence/ear-s")
+
+
+def move_after_clearing(pr: PullRequest) -> None:
+    """The safe way: a human clears the record on main first, then the tenant moves."""
+    rolled_back_then_acknowledged("ear-s")(pr)
+
+    def clear(p: PullRequest) -> None:
+        p.tenant("ear-s")["aliases"]["primary"]["cleared_rollbacks"] = [V]
+        p.write()
+
+    pr.publish(clear, "ear-s: clear the rollback record", date="2026-03-25T09:30:00Z")
+    pr.tenant("ear-s")["group"] = "conservative"
+    pr.write()
+
+
+BLOCKED = [
+    Row("refs/tag-named-like-the-base-branch", tag_named_like_the_base, exit_code=2,
+        message="ambiguous"),
+    Row("refs/branch-named-like-the-remote-base", remote_named_branch, exit_code=2,
+        message="ambiguous", extra=("--base", "origin/main")),
+    Row("huge/since-year-1-east-of-utc", odd_since("0001-01-01T00:30:00+14:00"),
+        code="MP012", file=t("std-a"), needle="since:"),
+    Row("huge/since-naive", raw_since("2026-03-25 11:00:00"), code="MP012", file=t("std-a"),
+        needle="since:", message="no UTC offset"),
+    Row("huge/since-date-only", raw_since("2026-03-25"), code="MP012", file=t("std-a"),
+        needle="since:"),
+    Row("huge/yaml-alias-bomb", laughs, code="MP005", file=t("std-p"), needle="tools:"),
+    Row("huge/sunset-warning-days", group_value("sunset_warning_days", 10**15),
+        code="MP012", file="policies/rollout-groups.yaml", needle="sunset_warning_days:"),
+    Row("huge/suite-version-5000-digits", huge_suite_version, code="MP012", file=t("std-p"),
+        needle="version:"),
+    Row("record/moved-to-another-group-after-acknowledging",
+        move_rolled_back_tenant, code="MP124", file=t("ear-s"), needle="group:",
+        base=rules_base),
+    Row("record/upstream-tenant-deleted-after-acknowledging",
+        delete_rolled_back_tenant, code="MP124", file=t("ear-s"), base=rules_base),
+]
+
+
+@pytest.mark.parametrize("row", BLOCKED, ids=row_id)
+def test_blocked(gate: Gate, row: Row) -> None:
+    gate.blocked(row)
+
+
+ALLOWED = [
+    Row("record/moved-after-a-human-cleared-it", move_after_clearing, base=rules_base),
+]
+
+
+@pytest.mark.parametrize("row", ALLOWED, ids=row_id)
+def test_allowed(gate: Gate, row: Row) -> None:
+    gate.allowed(row)
+
+
+def test_plan_on_a_huge_sunset_window_is_a_located_error(gate: Gate) -> None:
+    """Was a hole: ``plan`` added ``sunset_warning_days`` to today and died with an
+    OverflowError traceback; the policy model now bounds it (100 years)."""
+    pr = gate.pull_request()
+    group_value("sunset_warning_days", 10**15)(pr)
+    pr.commit()
+    outcome = pr.plan()
+    assert outcome.exit_code == 1, outcome.explain()
+    assert "Traceback" not in outcome.stderr
+    assert "not a valid fleet" in outcome.stderr, outcome.explain()
