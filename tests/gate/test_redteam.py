@@ -13,14 +13,14 @@ import pytest
 
 from tests.gate.harness import (
     FRESH,
-    OLD,
-    V,
     Gate,
     PullRequest,
     Row,
+    V,
     canary,
     rolled_back,
     row_id,
+    shadow,
 )
 from tests.gate.test_rules import rolled_back_then_acknowledged, rules_base, t
 
@@ -112,6 +112,60 @@ def move_after_clearing(pr: PullRequest) -> None:
     pr.write()
 
 
+def spelled_rollback(spelling: str, anchor: bool = False) -> Callable[[PullRequest], None]:
+    """Published: std-a rolls back from V with the stage spelled so that no changed line
+    holds the text ``rolled-back`` (a YAML escape, or an alias of an anchor published
+    earlier), then acknowledges; the PR starts V again. The record must be found all the
+    same (SPEC 2.1 rule 7)."""
+    def edit(pr: PullRequest) -> None:
+        def write(p: PullRequest) -> None:
+            p.write()
+            path = p.path(t("std-a"))
+            text = path.read_text().replace("stage: rolled-back", spelling)
+            if anchor:
+                text = text.replace("id: rolled-back", "id: &stage rolled-back")
+            path.write_text(text)
+
+        def suite(p: PullRequest) -> None:
+            p.tenant("std-a")["bets_suite"]["id"] = "rolled-back"
+            write(p)
+
+        def roll(p: PullRequest) -> None:
+            p.set_rollout("std-a", rolled_back("2026-03-25T08:00:00Z"))
+            write(p)
+
+        def ack(p: PullRequest) -> None:
+            p.set_rollout("std-a", None)
+            write(p)
+
+        if anchor:
+            pr.publish(suite, "std-a: suite", date="2026-03-25T07:00:00Z")
+        pr.publish(roll, "std-a: roll back", date="2026-03-25T08:00:00Z")
+        pr.publish(ack, "std-a: acknowledge", date="2026-03-25T09:00:00Z")
+        pr.set_rollout("std-a", shadow(FRESH))
+        write(pr)
+
+    return edit
+
+
+def rollback_merged_with_a_merge_commit(pr: PullRequest) -> None:
+    """GitHub's "merge commit" style: the rollback and its acknowledgement reach main as
+    merge commits (the rolled-back line is in the first-parent diff of a merge only)."""
+    for name, rollout, date in (("roll", rolled_back("2026-03-25T08:00:00Z"), "08"),
+                                ("ack", None, "09")):
+        pr.git("checkout", "-q", "-b", name, "main")
+        pr.set_rollout("std-a", rollout)
+        pr.write()
+        pr.commit(f"std-a: {name}", date=f"2026-03-25T{date}:00:00Z")
+        pr.git("checkout", "-q", "main")
+        pr.git("merge", "-q", "--no-ff", "-m", f"merge {name}", name,
+               date=f"2026-03-25T{date}:30:00Z")
+    pr.base_commit = pr.git("rev-parse", "HEAD")
+    pr.git("checkout", "-q", "-B", pr.branch)
+    pr.set_rollout("std-a", shadow(FRESH))
+    pr.write()
+
+
 BLOCKED = [
     Row("refs/tag-named-like-the-base-branch", tag_named_like_the_base, exit_code=2,
         message="ambiguous"),
@@ -128,6 +182,14 @@ BLOCKED = [
         code="MP012", file="policies/rollout-groups.yaml", needle="sunset_warning_days:"),
     Row("huge/suite-version-5000-digits", huge_suite_version, code="MP012", file=t("std-p"),
         needle="version:"),
+    Row("record/rollback-spelled-with-a-yaml-escape",
+        spelled_rollback('stage: "rolled\\x2dback"'), code="MP124", file=t("std-a"),
+        needle="candidate:"),
+    Row("record/rollback-spelled-with-a-yaml-alias",
+        spelled_rollback("stage: *stage", anchor=True), code="MP124", file=t("std-a"),
+        needle="candidate:"),
+    Row("record/rollback-published-by-merge-commits", rollback_merged_with_a_merge_commit,
+        code="MP124", file=t("std-a"), needle="candidate:"),
     Row("record/moved-to-another-group-after-acknowledging",
         move_rolled_back_tenant, code="MP124", file=t("ear-s"), needle="group:",
         base=rules_base),

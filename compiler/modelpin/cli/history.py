@@ -21,6 +21,13 @@ HISTORY_DEPTH = 200
 """Commits of a tenant file searched for earlier pins (the revert rule)."""
 
 
+ROLLBACK_LINES = r"rolled-back|[\\*]"
+"""A changed line that may make a stage ``rolled-back`` (git extended regex): the plain
+text, or a line YAML could spell it on without that text: a double-quoted escape
+(``"rolled\x2dback"``) or an alias of an anchor set in an earlier commit (``*stage``).
+A superset is safe: a matching commit is only read and parsed."""
+
+
 def _blobs(repo: Path, pairs: list[str]) -> Iterator[bytes | None]:
     """The contents of ``<commit>:<path>`` objects, in order (None when missing)."""
     if not pairs:
@@ -83,10 +90,10 @@ listed the candidate in ``cleared_rollbacks`` (a clearance older than the rollba
 def rollback_history(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen:
     """Every rollback in the first-parent history of ``rev``: the tenant file versions
     in which an alias is ``rolled-back``, found with ``git log -G`` (only commits whose
-    diff adds or removes a ``rolled-back`` line are read)."""
+    diff adds or removes a line that could spell it are read: ``ROLLBACK_LINES``)."""
     log = subprocess.run(
         ["git", "-C", str(repo), "log", "--first-parent", "--format=%H", "--name-only",
-         "-Grolled-back", rev, "--", folder],
+         f"-G{ROLLBACK_LINES}", rev, "--", folder],
         capture_output=True, text=True, check=False,
     )
     if log.returncode != 0:
