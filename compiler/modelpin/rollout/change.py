@@ -18,7 +18,7 @@ from datetime import datetime
 from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import Alias, Tenant, format_time
 from modelpin.rollout import gates
-from modelpin.rollout.reason import Reason, alias_path, rollout_path
+from modelpin.rollout.reason import ModelPath, Reason, alias_path, rollout_path
 from modelpin.rollout.state import AliasState, format_percent
 from modelpin.rollout.table import BY_KIND, between
 from modelpin.rollout.transitions import (
@@ -124,6 +124,7 @@ def _record_escapes(base: FleetContext, tenant_id: str, old: Tenant | None,
             continue
         if new is not None and name in new.aliases and new.group == old.group:
             continue
+        path: ModelPath
         if new is None:
             what, path = f"tenant {tenant_id} deleted", ()
         elif name not in new.aliases:
