@@ -7,11 +7,15 @@ found and fixed (and stay as regression tests) or boundaries that already held.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from modelpin.bot import yaml_edit
+from tests.fleetkit import FleetSpec, evidence, tenant
 from tests.gate.harness import (
+    EVIDENCE_AT,
     FRESH,
     Gate,
     PullRequest,
@@ -22,7 +26,7 @@ from tests.gate.harness import (
     row_id,
     shadow,
 )
-from tests.gate.test_rules import rolled_back_then_acknowledged, rules_base, t
+from tests.gate.test_rules import W, retired_base, rolled_back_then_acknowledged, rules_base, t
 
 
 def tag_named_like_the_base(pr: PullRequest) -> None:
@@ -166,6 +170,45 @@ def rollback_merged_with_a_merge_commit(pr: PullRequest) -> None:
     pr.write()
 
 
+def emptied_upstream(pr: PullRequest) -> None:
+    """Every pioneer moves to group early (nothing in flight, so the move itself is a
+    setting change) and, in the same change, an early tenant takes W, which no pioneer
+    has cleared, into canary: an empty upstream group would clear W vacuously."""
+    pr.tenant("p1")["group"] = "early"
+    pr.set_rollout("ear-w", {**pr.rollout("ear-w"), "stage": "canary", "percent": 10,
+                             "since": FRESH})
+    pr.write()
+
+
+def early_w_base() -> FleetSpec:
+    spec = rules_base()
+    spec.add(tenant("ear-w", group="early", rollout=shadow(candidate=W)))
+    spec.evidence.append(evidence("ear-w", candidate=W, run_at=EVIDENCE_AT))
+    return spec
+
+
+def bot_edit(tid: str, apply: Callable[[str], str]) -> Callable[[PullRequest], None]:
+    """The bot's own YAML edit (``bot.yaml_edit``) of one tenant file, as its PR does."""
+    def edit(pr: PullRequest) -> None:
+        path = pr.path(t(tid))
+        path.write_text(apply(path.read_text()))
+
+    return edit
+
+
+BOT_NOW = datetime(2026, 3, 25, 11, 55, tzinfo=UTC)
+
+
+def bot_rollback(tid: str) -> Callable[[PullRequest], None]:
+    return bot_edit(tid, lambda text: yaml_edit.apply_rollback(
+        text, "primary", "tool_call_failure_rate 3.1x baseline", BOT_NOW))
+
+
+def bot_pause(tid: str) -> Callable[[PullRequest], None]:
+    return bot_edit(tid, lambda text: yaml_edit.apply_pause(
+        text, "primary", "p95 latency above the threshold", BOT_NOW))
+
+
 BLOCKED = [
     Row("refs/tag-named-like-the-base-branch", tag_named_like_the_base, exit_code=2,
         message="ambiguous"),
@@ -190,6 +233,10 @@ BLOCKED = [
         needle="candidate:"),
     Row("record/rollback-published-by-merge-commits", rollback_merged_with_a_merge_commit,
         code="MP124", file=t("std-a"), needle="candidate:"),
+    Row("upstream/emptied-upstream-group-in-the-same-change", emptied_upstream,
+        code="MP108", file=t("ear-w"), needle="stage:", base=early_w_base),
+    Row("huge/since-leap-second", raw_since("2026-03-25T10:59:60Z"), code="MP012",
+        file=t("std-a"), needle="since:"),
     Row("record/moved-to-another-group-after-acknowledging",
         move_rolled_back_tenant, code="MP124", file=t("ear-s"), needle="group:",
         base=rules_base),
@@ -204,6 +251,14 @@ def test_blocked(gate: Gate, row: Row) -> None:
 
 
 ALLOWED = [
+    Row("rule9/bot-rollback-pr-while-a-pin-and-a-candidate-retired", bot_rollback("std-young"),
+        base=retired_base),
+    Row("rule9/bot-rollback-of-a-retired-candidate", bot_rollback("std-r"), base=retired_base),
+    Row("rule9/bot-pause-of-a-retired-candidate", bot_pause("std-r"), base=retired_base),
+    Row("rule9/rollbacks-pauses-and-an-acknowledgement-in-one-pr",
+        lambda pr: (bot_rollback("std-young")(pr), bot_pause("std-a")(pr),
+                    bot_rollback("std-s")(pr), bot_rollback("std-r")(pr)),
+        base=retired_base),
     Row("record/moved-after-a-human-cleared-it", move_after_clearing, base=rules_base),
 ]
 
