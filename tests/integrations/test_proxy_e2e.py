@@ -21,6 +21,7 @@ from tests.integrations.harness import (
     ALIAS,
     CANDIDATE,
     STABLE,
+    TOOLS,
     HarnessError,
     Proxy,
     chat,
@@ -331,3 +332,72 @@ def test_an_allowed_coercion_repairs_the_call_the_client_executes(stack: Stack) 
     labels = {"tenant": "epsilon", "alias": ALIAS, "cohort": "canary"}
     assert (metric(after, "modelpin_coercions_total", **labels)
             - metric(before, "modelpin_coercions_total", **labels)) == 1
+
+
+# --- streamed answers --------------------------------------------------------------------------
+
+
+def stream_chat(client: httpx.Client, proxy: Proxy, key: str, session: str,
+                text: str) -> tuple[httpx.Response, list[tuple[str, str]], list[Any]]:
+    """A streamed request; the tool calls assembled from the SSE chunks, and any error
+    events."""
+    headers = {"Authorization": f"Bearer {key}", "x-session-id": session}
+    body = {"model": ALIAS, "messages": [{"role": "user", "content": text}], "tools": TOOLS,
+            "stream": True}
+    calls: dict[int, list[str]] = {}
+    errors: list[Any] = []
+    with client.stream("POST", proxy.url + "/v1/chat/completions", headers=headers,
+                       json=body) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            doc = json.loads(line[len("data: "):])
+            if "error" in doc:
+                errors.append(doc["error"])
+                continue
+            for choice in doc.get("choices") or []:
+                for tc in (choice.get("delta") or {}).get("tool_calls") or []:
+                    entry = calls.setdefault(tc.get("index", 0), ["", ""])
+                    fn = tc.get("function") or {}
+                    entry[0] = fn.get("name") or entry[0]
+                    entry[1] += fn.get("arguments") or ""
+    return r, [(n, a) for _, (n, a) in sorted(calls.items())], errors
+
+
+def test_a_streamed_malformed_candidate_call_falls_back_to_a_streamed_stable_answer(
+    stack: Stack,
+) -> None:
+    stack.fake.script(CANDIDATE, Reply(content="bad", tool_calls=(("lookup_clause",
+                                                                   MALFORMED),)))
+    sid = canary_sessions("acme", 25, 1, "acme-stream")[0]
+    stack.fake.clear()
+    with httpx.Client(timeout=30) as client:
+        r, calls, errors = stream_chat(client, stack.proxies[0], "sk-acme", sid, "stream")
+    assert r.status_code == 200 and errors == []
+    assert r.headers["x-modelpin-cohort"] == "canary"
+    assert calls == [("lookup_clause", VALID_STABLE)]
+    assert [q.model for q in stack.fake.requests] == [CANDIDATE, STABLE]
+    assert stack.fake.requests[1].body.get("stream") is True
+
+
+def test_a_streamed_malformed_candidate_call_is_withheld_for_structured_error(
+    stack: Stack,
+) -> None:
+    stack.fake.script(CANDIDATE, Reply(content="bad", tool_calls=(("lookup_clause",
+                                                                   MALFORMED),)))
+    sid = canary_sessions("gamma", 50, 1, "gamma-stream")[0]
+    with httpx.Client(timeout=30) as client:
+        r, calls, errors = stream_chat(client, stack.proxies[0], "sk-gamma", sid, "stream")
+    assert calls == []  # the invalid call never reaches the client
+    assert errors, r.status_code
+    assert "lookup_clause" in json.dumps(errors)
+
+
+def test_a_streamed_call_gets_the_allowed_coercion(stack: Stack) -> None:
+    stack.fake.script(CANDIDATE, Reply(content="fenced", tool_calls=(
+        ("lookup_clause", '```json\n{"clause_id": "9.9"}\n```'),)))
+    sid = canary_sessions("epsilon", 50, 1, "eps-stream")[0]
+    with httpx.Client(timeout=30) as client:
+        r, calls, errors = stream_chat(client, stack.proxies[1], "sk-epsilon", sid, "s")
+    assert errors == [] and r.headers["x-modelpin-cohort"] == "canary"
+    assert [(n, json.loads(a)) for n, a in calls] == [("lookup_clause", {"clause_id": "9.9"})]

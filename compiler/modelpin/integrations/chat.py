@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -94,6 +94,58 @@ def set_arguments(completion: Any, call: ToolCall, arguments: Any) -> None:
         function["arguments"] = text
     else:
         function.arguments = text
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+
+
+def streamed_tool_calls(chunks: Sequence[Mapping[str, Any]]) -> list[ToolCall]:
+    """The tool calls of a streamed completion (``chat.completion.chunk`` dicts): each
+    call's name and id from its deltas, its arguments the concatenated argument deltas."""
+    acc: dict[tuple[int, int], list[Any]] = {}  # (choice, index) -> [id, name, text]
+    for chunk in chunks:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            delta = _get(choice, "delta")
+            deltas = _get(delta, "tool_calls") if delta is not None else None
+            for tc in deltas if isinstance(deltas, list) else ():
+                key = (_get(choice, "index") or 0, _get(tc, "index") or 0)
+                entry = acc.setdefault(key, [None, "", ""])
+                if isinstance(_get(tc, "id"), str):
+                    entry[0] = _get(tc, "id")
+                function = _get(tc, "function")
+                if isinstance(_get(function, "name"), str):
+                    entry[1] = _get(function, "name")
+                if isinstance(_get(function, "arguments"), str):
+                    entry[2] += _get(function, "arguments")
+    calls = []
+    for (c, i), (call_id, name, text) in sorted(acc.items()):
+        arguments, text = _arguments(text)
+        calls.append(ToolCall(c, i, call_id, name, arguments, text))
+    return calls
+
+
+def set_streamed_arguments(chunks: Sequence[Any], call: ToolCall, arguments: Any) -> None:
+    """Replace ``call``'s arguments in buffered chunks (dicts or LiteLLM's chunk objects):
+    its first argument delta carries the whole repaired JSON, the later ones nothing."""
+    text = json.dumps(arguments, ensure_ascii=False)
+    first = True
+    for chunk in chunks:
+        for choice in _get(chunk, "choices") or ():
+            if (_get(choice, "index") or 0) != call.choice:
+                continue
+            delta = _get(choice, "delta")
+            for tc in (_get(delta, "tool_calls") if delta is not None else None) or ():
+                function = _get(tc, "function")
+                if (_get(tc, "index") or 0) != call.index or not _get(function, "arguments"):
+                    continue
+                value = text if first else ""
+                if isinstance(function, dict):
+                    function["arguments"] = value
+                else:
+                    function.arguments = value
+                first = False
 
 
 def tool_signature(calls: list[ToolCall]) -> list[tuple[str, Any]]:

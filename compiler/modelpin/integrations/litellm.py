@@ -23,7 +23,12 @@ Per request (the proxy's hook API, LiteLLM >= 1.100):
    policy: ``fallback-stable`` re-asks the stable model and returns its answer;
    ``structured-error`` answers 422 with the structured error. A stable answer is never
    replaced (there is nothing more stable to fall back to): its invalid calls are
-   counted and passed on, as without modelpin.
+   counted and passed on, as without modelpin. Coercions the tenant allows repair the
+   arguments the client executes.
+3b. ``async_post_call_streaming_iterator_hook``: a streamed answer to a request that
+   offered tools is held until complete and checked the same way (the fallback streams
+   stable's answer; a structured error arrives as the stream's error event); a text-only
+   stream passes chunk by chunk.
 4. ``async_post_call_response_headers_hook``: ``x-modelpin-session-reset: true`` when
    the router cut the session over from a rolled-back candidate (the client should drop
    conversation state that depended on it), plus the cohort, model, serial, and
@@ -35,356 +40,38 @@ reads) and this hook's bounded table of requests in flight.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import secrets
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
-from fastapi import HTTPException
-from litellm.integrations.custom_logger import CustomLogger
+from modelpin.router import RedisSessionStore, Router
 
-from modelpin.router import (
-    CANARY,
-    STABLE,
-    Decision,
-    RedisSessionStore,
-    ResolveError,
-    Router,
-    TableUnavailableError,
-    ToolAction,
-    UnknownAliasError,
-    UnknownTenantError,
+from .proxy_hook import (
+    HEADER_COHORT,
+    HEADER_FALLBACK,
+    HEADER_MODEL,
+    HEADER_SERIAL,
+    HEADER_SESSION_RESET,
+    STATE_KEY,
+    ModelpinHook,
 )
+from .settings import HookConfigError, HookSettings, parse_settings
 
-from .chat import (
-    ToolCall,
-    invalid_tool_call_error,
-    replay_request,
-    set_arguments,
-    tool_calls_of,
-    tool_signature,
-)
-from .settings import HookConfigError, HookSettings, parse_settings, session_of, tenant_of
+__all__ = [
+    "HEADER_COHORT",
+    "HEADER_FALLBACK",
+    "HEADER_MODEL",
+    "HEADER_SERIAL",
+    "HEADER_SESSION_RESET",
+    "STATE_KEY",
+    "HookConfigError",
+    "HookSettings",
+    "ModelpinHook",
+    "from_proxy_config",
+]
 
 log = logging.getLogger("modelpin.integrations.litellm")
-
-#: ``data["metadata"]`` key holding this hook's token for a request (client values are
-#: removed before anything reads it).
-STATE_KEY: Final = "modelpin_request"
-CHAT_CALLS: Final = frozenset({"completion", "acompletion"})
-EMBEDDING_CALLS: Final = frozenset({"embeddings", "aembedding"})
-MAX_IN_FLIGHT: Final = 100_000
-
-HEADER_COHORT: Final = "x-modelpin-cohort"
-HEADER_MODEL: Final = "x-modelpin-model"
-HEADER_SERIAL: Final = "x-modelpin-serial"
-HEADER_SESSION_RESET: Final = "x-modelpin-session-reset"
-HEADER_FALLBACK: Final = "x-modelpin-fallback"
-
-
-@dataclass(slots=True)
-class _Request:
-    tenant: str
-    alias: str
-    session: str | None
-    decision: Decision
-    chat: bool
-    started: float
-    fallback_model: str | None = None
-    answered: bool = False
-    shadow: asyncio.Task[dict[str, Any] | None] | None = None
-
-
-def _error(status: int, message: str, error_type: str, code: str,
-           headers: dict[str, str] | None = None) -> HTTPException:
-    detail = {"error": {"message": f"modelpin: {message}", "type": error_type,
-                        "param": None, "code": code}}
-    return HTTPException(status_code=status, detail=detail, headers=headers)
-
-
-def _as_dict(response: object) -> dict[str, Any] | None:
-    if isinstance(response, Mapping):
-        return dict(response)
-    dump = getattr(response, "model_dump", None)
-    if callable(dump):
-        value = dump()
-        return value if isinstance(value, dict) else None
-    return None
-
-
-class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped here
-    """The proxy hook. Build it with ``from_proxy_config()`` (the proxy does, through
-    ``proxy_handler``) or directly with a started ``Router``."""
-
-    def __init__(
-        self,
-        router: Router,
-        settings: HookSettings,
-        *,
-        complete: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
-    ) -> None:
-        """``complete(kwargs)`` sends a chat completion (the shadow copy, the re-ask on
-        stable); by default through the proxy's own model list."""
-        super().__init__()
-        self.router = router
-        self.settings = settings
-        self._complete = complete or _acompletion
-        self._requests: OrderedDict[str, _Request] = OrderedDict()
-        self._shadows: set[asyncio.Task[Any]] = set()
-        #: Shadow copies not sent because ``shadow_max_in_flight`` were under way.
-        self.shadows_dropped = 0
-        #: Shadow copies that failed or timed out (never seen by the client).
-        self.shadow_failures = 0
-
-    # --- 1. resolve and rewrite ------------------------------------------------------
-
-    async def async_pre_call_hook(
-        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
-    ) -> dict[str, Any]:
-        metadata = data.get("metadata")
-        if isinstance(metadata, dict):
-            metadata.pop(STATE_KEY, None)  # only this hook writes it
-        chat = call_type in CHAT_CALLS
-        if not chat and call_type not in EMBEDDING_CALLS:
-            return data
-        alias = data.get("model")
-        tenant = tenant_of(self.settings.tenant_from, user_api_key_dict)
-        if tenant is None or not isinstance(alias, str):
-            return data  # not a modelpin tenant: the proxy serves it as configured
-        server_request = data.get("proxy_server_request")
-        headers = server_request.get("headers") if isinstance(server_request, dict) else None
-        session = session_of(
-            self.settings.session_from,
-            headers if isinstance(headers, Mapping) else None,
-            metadata if isinstance(metadata, Mapping) else None,
-        )
-        decision = self._decide(tenant, alias, session)
-        if decision is None:
-            return data
-        data["model"] = decision.model
-        token = secrets.token_hex(16)
-        self._requests[token] = _Request(tenant, alias, session, decision, chat,
-                                         time.perf_counter())
-        if len(self._requests) > MAX_IN_FLIGHT:
-            self._requests.popitem(last=False)
-        if not isinstance(metadata, dict):
-            metadata = data["metadata"] = {}
-        metadata[STATE_KEY] = token
-        return data
-
-    def _decide(self, tenant: str, alias: str, session: str | None) -> Decision | None:
-        try:
-            if session is None:
-                return self._without_session(tenant, alias)
-            return self.router.resolve(tenant, alias, session)
-        except UnknownAliasError:
-            if self.settings.unknown_alias == "pass":
-                return None
-            raise _error(400, f"tenant {tenant!r} has no model alias {alias!r}; call one of "
-                         "its aliases", "invalid_request_error", "modelpin_unknown_alias") \
-                from None
-        except UnknownTenantError:
-            raise _error(403, f"tenant {tenant!r} (from {self.settings.tenant_from}) is not "
-                         "in the routing table", "permission_error",
-                         "modelpin_unknown_tenant") from None
-        except TableUnavailableError as exc:
-            raise _error(503, str(exc), "service_unavailable", "modelpin_no_table",
-                         {"Retry-After": "5"}) from None
-        except ResolveError as exc:
-            raise _error(503, str(exc), "service_unavailable", "modelpin_unresolved",
-                         {"Retry-After": "5"}) from None
-
-    def _without_session(self, tenant: str, alias: str) -> Decision:
-        """A request without a session id cannot be kept on one version across turns, so
-        it never starts on the candidate: stable (a shadow copy still fires), or 400."""
-        if self.settings.missing_session == "reject":
-            sources = ", ".join(self.settings.session_from)
-            raise _error(400, f"no session id (looked in {sources})",
-                         "invalid_request_error", "modelpin_missing_session")
-        table = self.router.table
-        route = None if table is None else table.routes.get(tenant, {}).get(alias)
-        if route is None or not self.router.status().serving:
-            self.router.resolve(tenant, alias, "")  # raises the precise ResolveError
-            raise TableUnavailableError("no verified routing table is being served")
-        return route.fixed if route.fixed is not None else route.stable
-
-    def _lookup(self, data: Mapping[str, Any]) -> _Request | None:
-        metadata = data.get("metadata")
-        token = metadata.get(STATE_KEY) if isinstance(metadata, Mapping) else None
-        return self._requests.get(token) if isinstance(token, str) else None
-
-    # --- 2. the shadow copy ------------------------------------------------------------
-
-    async def async_moderation_hook(
-        self, data: dict[str, Any], user_api_key_dict: Any, call_type: str
-    ) -> None:
-        request = self._lookup(data)
-        if request is not None:
-            self._fire_shadow(request, data)
-
-    def _fire_shadow(self, request: _Request, data: Mapping[str, Any]) -> None:
-        shadow = request.decision.shadow
-        if shadow is None or not request.chat or request.shadow is not None:
-            return
-        if len(self._shadows) >= self.settings.shadow_max_in_flight:
-            self.shadows_dropped += 1
-            log.warning("modelpin: shadow copy for %s/%s dropped (%d in flight)",
-                        request.tenant, request.alias, len(self._shadows))
-            return
-        kwargs = replay_request(data, shadow)
-        kwargs["metadata"] = {"modelpin_shadow": True, "modelpin_tenant": request.tenant,
-                              "modelpin_alias": request.alias}
-        task = asyncio.create_task(self._shadow_call(kwargs))
-        self._shadows.add(task)
-        task.add_done_callback(self._shadows.discard)
-        request.shadow = task
-
-    async def _shadow_call(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = await asyncio.wait_for(self._complete(kwargs),
-                                              self.settings.shadow_timeout)
-        except Exception as exc:  # a shadow fault never reaches the client
-            self.shadow_failures += 1
-            log.warning("modelpin: shadow copy to %s failed: %s", kwargs.get("model"), exc)
-            return None
-        return _as_dict(response)
-
-    async def _judge_shadow(self, request: _Request, stable: list[ToolCall]) -> None:
-        """Judge the shadow's tool calls (comparison only: ``shadow=True`` never answers
-        EXECUTE, and they count under cohort ``shadow``) and count their drift from the
-        answer the client got."""
-        assert request.shadow is not None
-        answer = await request.shadow
-        if answer is None:
-            return
-        shadow = tool_calls_of(answer)
-        for call in shadow:
-            self.router.check_tool_call(request.tenant, call.name, call.arguments,
-                                        alias=request.alias, shadow=True)
-        self.router.compare_shadow(request.tenant, request.alias, tool_signature(stable),
-                                   tool_signature(shadow))
-
-    # --- 3. tool-call contracts ----------------------------------------------------------
-
-    async def async_post_call_success_hook(
-        self, data: dict[str, Any], user_api_key_dict: Any, response: Any
-    ) -> Any:
-        request = self._lookup(data)
-        if request is None or not request.chat:
-            return None
-        request.answered = True
-        completion = _as_dict(response)
-        calls = [] if completion is None else tool_calls_of(completion)
-        if request.decision.shadow is not None:
-            self._fire_shadow(request, data)  # in case the moderation hook did not run
-            if request.shadow is not None:
-                task = asyncio.create_task(self._judge_shadow(request, calls))
-                self._shadows.add(task)
-                task.add_done_callback(self._shadows.discard)
-        invalid = None
-        for call in calls:
-            result = self.router.check_tool_call(
-                request.tenant, call.name, call.arguments, alias=request.alias,
-                cohort=request.decision.cohort)
-            if result.valid and result.arguments is not None:
-                # A coercion the tenant allows repaired the call: the client executes the
-                # repaired arguments (the router has logged and counted it).
-                set_arguments(response, call, result.arguments)
-            if not result.valid and invalid is None:
-                invalid = (call, result)
-        if invalid is None or request.decision.cohort != CANARY:
-            return None
-        call, result = invalid
-        if result.action is ToolAction.RETRY_ON_STABLE:
-            return await self._ask_stable(request, data, call.name)
-        raise _error_for_contract(request, call.name, result.errors, result.error_result)
-
-    async def _ask_stable(self, request: _Request, data: Mapping[str, Any], tool: str) -> Any:
-        table = self.router.table
-        route = None if table is None else table.routes.get(request.tenant, {}).get(
-            request.alias)
-        if route is None:
-            raise _error_for_contract(request, tool, ("the route is gone",), None)
-        kwargs = replay_request(data, route.stable_model)
-        metadata = data.get("metadata")
-        if isinstance(metadata, Mapping):
-            kwargs["metadata"] = {k: v for k, v in metadata.items() if k != STATE_KEY}
-        try:
-            answer = await self._complete(kwargs)
-        except Exception as exc:
-            log.warning("modelpin: re-asking stable %s failed: %s", route.stable_model, exc)
-            raise _error(502, f"the candidate's tool call {tool!r} broke the contract and "
-                         f"re-asking stable failed: {exc}", "api_error",
-                         "modelpin_fallback_failed") from None
-        request.fallback_model = route.stable_model
-        replacement = _as_dict(answer)
-        for c in [] if replacement is None else tool_calls_of(replacement):
-            # Stable's answer counts as stable's, and is passed on as it is.
-            self.router.check_tool_call(request.tenant, c.name, c.arguments,
-                                        alias=request.alias, cohort=STABLE)
-        log.info("modelpin: %s/%s session %s: invalid %r from %s, answered by stable %s",
-                 request.tenant, request.alias, request.session, tool,
-                 request.decision.model, route.stable_model)
-        return answer
-
-    # --- 4. response headers ---------------------------------------------------------------
-
-    async def async_post_call_response_headers_hook(
-        self,
-        data: dict[str, Any],
-        user_api_key_dict: Any,
-        response: Any,
-        request_headers: dict[str, str] | None = None,
-        litellm_call_info: dict[str, Any] | None = None,
-    ) -> dict[str, str] | None:
-        metadata = data.get("metadata")
-        token = metadata.get(STATE_KEY) if isinstance(metadata, Mapping) else None
-        request = self._requests.pop(token, None) if isinstance(token, str) else None
-        if request is None:
-            return None
-        d = request.decision
-        # Every request is reported once, here: this hook runs last, on success and on
-        # failure. No answer at all (the model call failed) is a downstream error.
-        failed = response is None and not request.answered
-        self.router.record(request.tenant, request.alias, d,
-                           latency=time.perf_counter() - request.started,
-                           downstream_errors=1 if failed else 0, session_id=request.session)
-        headers = {HEADER_COHORT: d.cohort, HEADER_MODEL: d.model, HEADER_SERIAL: str(d.serial)}
-        if d.session_reset:
-            headers[HEADER_SESSION_RESET] = "true"
-        if request.fallback_model is not None:
-            headers[HEADER_FALLBACK] = "stable"
-            headers[HEADER_MODEL] = request.fallback_model
-        return headers
-
-    async def aclose(self) -> None:
-        """Wait for shadow work under way (tests, shutdown)."""
-        while self._shadows:
-            await asyncio.gather(*list(self._shadows), return_exceptions=True)
-
-
-def _error_for_contract(request: _Request, tool: str, errors: tuple[str, ...],
-                        error_result: Any) -> HTTPException:
-    body = invalid_tool_call_error(request.tenant, request.alias, tool, errors, error_result)
-    return HTTPException(status_code=422, detail=body)
-
-
-async def _acompletion(kwargs: dict[str, Any]) -> Any:
-    """A chat completion through the proxy's own model list (its deployments, keys,
-    retries and logging), or plain ``litellm.acompletion`` outside a proxy."""
-    from litellm.proxy import proxy_server
-
-    router = getattr(proxy_server, "llm_router", None)
-    if router is not None:
-        return await router.acompletion(**kwargs)
-    import litellm
-
-    return await litellm.acompletion(**kwargs)
 
 
 # --- construction from the proxy's config.yaml ------------------------------------------------
