@@ -17,6 +17,7 @@ from tests.fleetkit import FleetSpec, evidence, tenant
 from tests.gate.harness import (
     EVIDENCE_AT,
     FRESH,
+    NOW,
     Gate,
     PullRequest,
     Row,
@@ -278,3 +279,43 @@ def test_plan_on_a_huge_sunset_window_is_a_located_error(gate: Gate) -> None:
     assert outcome.exit_code == 1, outcome.explain()
     assert "Traceback" not in outcome.stderr
     assert "not a valid fleet" in outcome.stderr, outcome.explain()
+
+
+def _merged_advance_with_a_backdated_since(gate: Gate, merged_at: str) -> PullRequest:
+    """A quiet repository (main's last commit three days old). PR 1 advances std-a
+    5 -> 25 and writes ``since`` = the base commit's time (allowed: not earlier than the
+    base); it merges at ``merged_at``. PR 2 then advances 25 -> 50."""
+    pr = gate.pull_request()
+    pr.publish(lambda p: None, "quiet", date="2026-03-22T10:00:00Z")
+    pr.set_rollout("std-a", canary(25, "2026-03-22T10:00:00Z"))
+    pr.write()
+    pr.commit("std-a: 25, since = the base commit's time", date=merged_at)
+    first = pr.check(now=merged_at)
+    assert first.exit_code == 0, first.explain()  # backdating to the base is not refused...
+    pr.git("checkout", "-q", "main")
+    pr.git("merge", "-q", "--no-ff", "-m", "merge PR 1", pr.branch, date=merged_at)
+    pr.git("checkout", "-q", "-B", pr.branch)
+    pr.set_rollout("std-a", canary(50, NOW))
+    pr.write()
+    pr.commit("std-a: 50", date=NOW)
+    return pr
+
+
+def test_clock_backdated_since_on_a_quiet_repository(gate: Gate) -> None:
+    """Was a hole (row ``clock/backdated-since-on-a-quiet-repository``): ...but the soak
+    of 25 counted from that since, three days before the merge, so PR 2 went 25 -> 50
+    four minutes after PR 1 merged. The clock now starts when the stage was published on
+    main's first-parent history (``cli.history.stages_published``)."""
+    pr = _merged_advance_with_a_backdated_since(gate, "2026-03-25T11:56:00Z")
+    outcome = pr.check()
+    assert outcome.exit_code == 1, outcome.explain()
+    [found] = outcome.find("MP106", t("std-a"))
+    assert found["line"] == pr.line_of(t("std-a"), "percent:")
+    assert found["hint"] == "wait until 2026-03-26T11:56:00Z", found  # 24h after the merge
+
+
+def test_clock_soak_served_from_the_merge_passes(gate: Gate) -> None:
+    """The safe variant: PR 2 judged a day after PR 1 merged: its soak is served."""
+    pr = _merged_advance_with_a_backdated_since(gate, "2026-03-25T11:56:00Z")
+    outcome = pr.check(now="2026-03-26T12:00:00Z")
+    assert outcome.exit_code == 0, outcome.explain()

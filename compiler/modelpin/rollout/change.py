@@ -71,9 +71,11 @@ def judge_tenant(
     base_time: datetime,
     now: datetime,
     previous_pins: Mapping[str, Collection[str]] | None = None,
+    entered: Mapping[str, datetime] | None = None,
 ) -> list[Change]:
     """Every change of one tenant between base and head. ``previous_pins`` maps an alias
-    to the pins it had before its base pin (from history; the caller reads git)."""
+    to the pins it had before its base pin, ``entered`` an in-flight alias to when its
+    base stage was published (both from history; the caller reads git)."""
     old = base.fleet.tenants.get(tenant_id)
     new = head.fleet.tenants.get(tenant_id)
     history = previous_pins or {}
@@ -104,6 +106,7 @@ def judge_tenant(
                 base_time=base_time,
                 now=now,
                 previous_pins=history.get(name, ()),
+                entered_at=(entered or {}).get(name),
             )
         )
     return changes
@@ -152,6 +155,7 @@ def judge_change(
     base_time: datetime,
     now: datetime,
     previous_pins: Collection[str] = (),
+    entered_at: datetime | None = None,
 ) -> Change:
     """Judge one alias's change from its base state to its head state."""
     old_tenant = base.fleet.tenants.get(tenant_id)
@@ -200,6 +204,7 @@ def judge_change(
             and (old_tenant is None or old_tenant.override_allowed),
             override_in_head=new_tenant.override_allowed,
             base_time=base_time,
+            entered_at=entered_at,
         )
         verdicts.append(_classify(facts, alias_name, old, new, base_time))
         judged.append(facts)
