@@ -132,6 +132,12 @@ class FleetSpec:
     artifact: dict[str, Any] | None = None
     signals: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(SIGNALS))
     policy_extra: dict[str, Any] = field(default_factory=dict)
+    evaluators: dict[str, Any] | None = None
+    """``policies/evaluators.yaml`` (None: no file)."""
+    approvers: dict[str, Any] | None = None
+    """``policies/approvers.yaml`` (None: no file)."""
+    evidence_key: bytes | None = None
+    """PEM of an evaluator key: evidence is then written signed, as ``.dsse.json``."""
 
     def add(self, doc: dict[str, Any]) -> FleetSpec:
         self.tenants[doc["id"]] = doc
@@ -156,10 +162,21 @@ class FleetSpec:
         _dump(root / "model_versions/compatibility.yaml", self.compatibility)
         for tid, doc in self.tenants.items():
             _dump(root / f"tenants/{tid}.yaml", doc)
+        if self.evaluators is not None:
+            _dump(root / "policies/evaluators.yaml", self.evaluators)
+        if self.approvers is not None:
+            _dump(root / "policies/approvers.yaml", self.approvers)
         for ev in self.evidence:
-            path = root / "evidence" / ev["tenant"] / ev["alias"] / f"{ev['candidate']}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(ev, indent=2) + "\n")
+            folder = root / "evidence" / ev["tenant"] / ev["alias"]
+            folder.mkdir(parents=True, exist_ok=True)
+            if self.evidence_key is not None:
+                from modelpin import attestation, signing
+
+                key = signing.load_private_key(self.evidence_key)
+                (folder / f"{ev['candidate']}.dsse.json").write_bytes(
+                    attestation.sign(ev, [key]))
+            else:
+                (folder / f"{ev['candidate']}.json").write_text(json.dumps(ev, indent=2) + "\n")
         return root
 
 

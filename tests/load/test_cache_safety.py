@@ -166,3 +166,29 @@ def test_plain_round_trip_keeps_dates_and_user_dollar_keys() -> None:
             "tools": {"t": {"$date": "x", "$map": [1], "$ref": "#/a"}},
             "nan": float("inf"), "big": 10**40, "list": [{"$datetime": "y"}]}
     assert plain.loads(plain.dumps(plain.encode(data))) == data
+
+
+def test_entries_with_yaml_timestamps_survive_a_second_save(tmp_path: Path) -> None:
+    """Unquoted YAML timestamps become datetimes; an entry read from disk must be
+    written again unchanged when another file changes (the cache is saved again)."""
+    from tests.fleetkit import commit_all, tenant
+    from tests.routing.compilekit import spec
+
+    root = _repo(tmp_path)
+    beta = root / "tenants" / "beta.yaml"
+    beta.write_text(beta.read_text().replace("'2026-03-20T10:00:00Z'", "2026-03-20T10:00:00Z"))
+    assert "since: 2026-03-20T10:00:00Z" in beta.read_text()
+    commit_all(root, "unquoted")
+    outputs = []
+    for extra in ("delta", "epsilon"):
+        assert main(["compile", "--repo", str(root), "--now", NOW]) == 0
+        s = spec().add(tenant(extra))
+        s.write(root)
+        beta.write_text(beta.read_text().replace("'2026-03-20T10:00:00Z'",
+                                                 "2026-03-20T10:00:00Z"))
+        assert main(["compile", "--repo", str(root), "--now", NOW]) == 0
+        outputs.append((root / "dist" / "routing-table.json").read_bytes())
+        assert main(["compile", "--repo", str(root), "--now", NOW, "--no-cache"]) == 0
+        assert (root / "dist" / "routing-table.json").read_bytes() == outputs[-1]
+    doc = _cache_doc(root)
+    assert any(":tenants/beta.yaml" in k for k in doc["parse"])  # type: ignore[union-attr]

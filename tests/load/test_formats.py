@@ -30,7 +30,7 @@ def test_json_format_is_one_machine_readable_document(
     assert code == 1
     assert err == ""
     doc = json.loads(out)  # stdout is exactly one JSON document
-    assert doc["summary"] == {"aliases": 5, "evidence": 1, "files": 18, "models": 6,
+    assert doc["summary"] == {"aliases": 5, "evidence": 2, "files": 21, "models": 6,
                               "tenants": 4, "valid": False}
     diags = doc["diagnostics"]
     assert [d["file"] for d in diags] == ["model_versions/gpt-5-2026-01-10.yaml",
@@ -49,7 +49,7 @@ def test_json_format_of_a_valid_fleet(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0
     assert json.loads(out) == {
         "diagnostics": [],
-        "summary": {"aliases": 5, "evidence": 1, "files": 18, "models": 6, "tenants": 4,
+        "summary": {"aliases": 5, "evidence": 2, "files": 21, "models": 6, "tenants": 4,
                     "valid": True},
     }
 

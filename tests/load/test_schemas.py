@@ -19,7 +19,8 @@ from modelpin.cli import main
 from modelpin.load.document import parse
 
 KINDS = {"rollout-groups", "artifact", "signals", "compatibility", "model-version", "tenant",
-         "evidence", "providers", "bets-suite", "bets-case"}
+         "evidence", "providers", "bets-suite", "bets-case", "evidence-envelope", "evaluators",
+         "approvers"}
 
 
 def _schema_name(rel: str) -> str:
@@ -29,6 +30,8 @@ def _schema_name(rel: str) -> str:
         return rel.split("/")[1].split(".")[0]
     if rel == "model_versions/compatibility.yaml":
         return "compatibility"
+    if rel.endswith(".dsse.json"):
+        return "evidence-envelope"
     return {"model_versions": "model-version", "tenants": "tenant",
             "evidence": "evidence"}[rel.split("/")[0]]
 

@@ -206,3 +206,27 @@ def apply_group(text: str, group: str) -> str:
         raise YamlEditError("the tenant file has no 'group'")
     data["group"] = group
     return _dump(y, data)
+
+
+def apply_approval(text: str, alias: str, entry: dict[str, Any]) -> str:
+    """Append one approval (``percent``, ``by``, ``at``, ``sig``) to the rollout's
+    ``approvals`` (created when absent); every other line stays as it was."""
+    y, data = _load(text)
+    rollout = _rollout(data, alias)
+    row = CommentedMap()
+    row["percent"] = _percent(entry["percent"])
+    row["by"] = entry["by"]
+    row["at"] = _Timestamp(entry["at"])
+    if entry.get("sig") is not None:
+        row["sig"] = entry["sig"]
+    row.fa.set_flow_style()
+    approvals = rollout.get("approvals")
+    if approvals is None:
+        from ruamel.yaml.comments import CommentedSeq
+
+        approvals = CommentedSeq()
+        rollout["approvals"] = approvals
+    if not isinstance(approvals, list):
+        raise YamlEditError(f"alias {alias!r}: rollout.approvals is not a list")
+    approvals.append(row)
+    return _dump(y, data)

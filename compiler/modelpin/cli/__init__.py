@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "bot": "modelpin.cli.bot_command:bot",
     "lifecycle": "modelpin.cli.lifecycle_command:lifecycle",
     "schema": "modelpin.cli.validate:schema",
+    "attest": "modelpin.cli.attest_commands:attest_command",
+    "approve": "modelpin.cli.attest_commands:approve_command",
     "bets": "modelpin.cli.bets_command:bets",
 }
 

@@ -140,8 +140,9 @@ def _save_cache(cache: CompileCache, directory: Path, tree: SourceTree,
         tree.prune()
     try:
         cache.save(directory, keys, fragment_keys)
-    except OSError as exc:
-        warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
+    except (OSError, ValueError, TypeError) as exc:  # a cache never fails a command
+        warn(f"cannot write the compile cache to {directory}: "
+             f"{getattr(exc, 'strerror', None) or exc}")
 
 
 @click.command(name="compile")

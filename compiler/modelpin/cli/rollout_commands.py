@@ -166,10 +166,7 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     # Evidence and approvals count only as the BASE's trust lists say (SPEC 2.1 rules 3, 4).
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
                               records)
-    changes: list[Change] = [
-        Change(key[0], None, None, None, None, (reason,))
-        for key, reason in gates.evidence_change_reasons(base_fleet, head.fleet, now)
-    ]
+    changes: list[Change] = []
     changed = changed_tenants(base.fleet, head.fleet)
     entered = _stages_entered(root, base_tree, base, head, changed)
     for tenant_id in changed:
@@ -177,6 +174,14 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
                                 now=now, previous_pins=history,
                                 entered=entered.get(tenant_id, {}))
+    # Evidence added or changed by the change but not counted: a violation on its file,
+    # even when no transition uses it (once: a transition may have said it already).
+    said = {(r.file, r.code, r.message) for c in changes for r in c.reasons if r.file}
+    changes += [
+        Change(key[0], None, None, None, None, (reason,))
+        for key, reason in gates.evidence_change_reasons(base_fleet, head.fleet, now)
+        if (reason.file, reason.code, reason.message) not in said
+    ]
     return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree)
 
 
@@ -297,8 +302,9 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         try:
             loaded.cache.save(directory, {(p, loaded.tree.blob_id(p))
                                           for p in loaded.tree.files()})
-        except OSError as exc:
-            warn(f"cannot write the compile cache to {directory}: {exc.strerror or exc}")
+        except (OSError, ValueError, TypeError) as exc:  # a cache never fails a command
+            warn(f"cannot write the compile cache to {directory}: "
+                 f"{getattr(exc, 'strerror', None) or exc}")
     else:
         result = load_fleet(tree, now)
     if result.fleet is None or has_errors(result.diagnostics):

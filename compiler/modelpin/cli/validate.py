@@ -24,12 +24,13 @@ from modelpin.cli.common import (
 from modelpin.diagnostics import has_errors
 from modelpin.model.bets import Case, Suite
 from modelpin.model.compatibility import Compatibility
-from modelpin.model.evidence import Evidence
+from modelpin.model.evidence import Evidence, EvidenceEnvelope
 from modelpin.model.model_version import ModelVersion
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
 from modelpin.model.providers import ProvidersPolicy
 from modelpin.model.signals import SignalsPolicy
 from modelpin.model.tenant import Tenant
+from modelpin.model.trust import Approvers, Evaluators
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "rollout-groups": RolloutPolicy,
@@ -39,6 +40,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "model-version": ModelVersion,
     "tenant": Tenant,
     "evidence": Evidence,
+    "evidence-envelope": EvidenceEnvelope,
+    "evaluators": Evaluators,
+    "approvers": Approvers,
     "providers": ProvidersPolicy,
     "bets-suite": Suite,
     "bets-case": Case,  # one line of cases.jsonl

@@ -110,7 +110,8 @@ def _pack(entry: Entry) -> PlainEntry:
 
 
 def _unpack(path: str, item: PlainEntry) -> Entry:
-    text, data, doc_diagnostics, own, valid = item
+    text, raw, doc_diagnostics, own, valid = item
+    data = plain.decode(raw)
     model = model_for(path)
     value = model.model_validate(data) if valid and model is not None else None
     return (Document(path, text, data, [_diag_value(d) for d in doc_diagnostics]), value,
@@ -162,15 +163,16 @@ class CompileCache:
     parse: PackedParseCache = field(default_factory=PackedParseCache)
     fragments: dict[str, bytes] = field(default_factory=dict)
     stat: dict[str, StatEntry] = field(default_factory=dict)
-    loaded: tuple[int, int, int] = (0, 0, 0)
-    """(parse, fragments, stat) entry counts as read: a save is skipped if nothing changed."""
+    loaded: tuple[int, int] = (0, 0)
+    """(parse, fragments) entry counts as read: a save is skipped if nothing changed."""
+    stat_loaded: dict[str, StatEntry] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path, warn: Callable[[str], None]) -> CompileCache:
         path = directory / CACHE_FILE
         try:
             with open(path, "rb") as fh:
-                doc = plain.loads(fh.read())
+                doc = plain.loads_raw(fh.read())
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError, RecursionError) as exc:  # damage means "no cache"
@@ -188,10 +190,11 @@ class CompileCache:
             return cls()
         cache = cls(PackedParseCache(parse), fragments, stat)
         cache.loaded = cache._counts()
+        cache.stat_loaded = dict(stat)
         return cache
 
-    def _counts(self) -> tuple[int, int, int]:
-        return (len(self.parse.packed), len(self.fragments), hash(frozenset(self.stat.items())))
+    def _counts(self) -> tuple[int, int]:
+        return (len(self.parse.packed), len(self.fragments))
 
     def save(self, directory: Path, parse_keys: set[tuple[str, str]],
              fragment_keys: set[str] | None = None) -> bool:
@@ -204,7 +207,7 @@ class CompileCache:
                      else {k: v for k, v in self.fragments.items() if k in fragment_keys})
         if (packed.keys() == self.parse.packed.keys() and fragments.keys() == self.fragments.keys()
                 and self.parse.added == 0 and self._counts() == self.loaded
-                and (directory / CACHE_FILE).is_file()):
+                and self.stat == self.stat_loaded and (directory / CACHE_FILE).is_file()):
             return False
         doc = {"stamp": stamp(), "parse": packed,
                "fragments": {k: v.decode("utf-8") for k, v in fragments.items()},

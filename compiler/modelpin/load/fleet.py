@@ -101,29 +101,10 @@ def _load_file(
             value = None
     if value is not None and model is Tenant:
         own.extend(_check_tools(doc, value))  # type: ignore[arg-type]
-    if value is not None and model is EvidenceEnvelope:
-        value = _open_envelope(doc, raw, own)
     result = (doc, value, own)
     if cache is not None and key is not None:
         cache[key] = result
     return result
-
-
-def _open_envelope(doc: Document, raw: bytes, own: list[Diagnostic]) -> Evidence | None:
-    """The BETS result inside a signed evidence file (signatures are judged later,
-    against a trust list); a malformed statement is a diagnostic on the envelope."""
-    try:
-        return attestation.read(raw).evidence
-    except attestation.PredicateError as exc:
-        line, col = doc.position(("payload",))
-        for _, message in exc.problems:
-            own.append(error("MP012", f"predicate {message}", doc.path, line, col,
-                             hint="the BETS result inside the envelope breaks a field rule; "
-                             "fix the result and sign it again (`modelpin attest`)"))
-    except attestation.AttestationError as exc:
-        line, col = doc.position(exc.where[:1] or ("payload",))
-        own.append(error("MP040", str(exc), doc.path, line, col, hint=exc.hint))
-    return None
 
 
 _SchemaProblem = tuple[str, tuple[str | int, ...]]
@@ -231,7 +212,8 @@ def load_fleet(
         "tenants": len(tenants),
         "aliases": sum(len(t.aliases) for t in tenants),
         "models": sum(1 for v in values.values() if isinstance(v, ModelVersion)),
-        "evidence": sum(1 for v in values.values() if isinstance(v, Evidence)),
+        "evidence": sum(1 for v in values.values()
+                        if isinstance(v, Evidence | EvidenceEnvelope)),
     }
     return LoadResult(
         fleet=None if has_error else fleet,

@@ -48,6 +48,25 @@ def _hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def decode(value: Any) -> Any:
+    """The data ``encode`` tagged, tags decoded (for entries read with ``loads_raw``)."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            tagged = _hook(value)
+            if tagged is not value:
+                return decode(tagged) if isinstance(tagged, dict) else tagged
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def loads_raw(data: bytes) -> Any:
+    """JSON as written, tags left in place: entries stay ready to be written again and
+    are decoded (``decode``) only when used."""
+    return json.loads(data)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON of already-``encode``d data (NaN and infinities kept, as YAML has them)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

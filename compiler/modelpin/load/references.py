@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from modelpin import attestation
 from modelpin.diagnostics import Diagnostic, error, warning
 from modelpin.load.document import Document, did_you_mean
 from modelpin.load.layout import (
@@ -26,7 +27,7 @@ from modelpin.load.layout import (
     stem,
 )
 from modelpin.model.compatibility import Compatibility
-from modelpin.model.evidence import Evidence, EvidenceSource
+from modelpin.model.evidence import Evidence, EvidenceEnvelope, EvidenceSource
 from modelpin.model.fleet import EvidenceKey, Fleet
 from modelpin.model.model_version import ModelVersion, floating_reason
 from modelpin.model.policies import ArtifactPolicy, RolloutPolicy
@@ -257,6 +258,11 @@ class CrossCheck:
         found: dict[EvidenceKey, Evidence] = {}
         sources: dict[EvidenceKey, EvidenceSource] = {}
         for path, value in sorted(self.values.items()):
+            if isinstance(value, EvidenceEnvelope):
+                opened = self._open_envelope(path)
+                if opened is None:
+                    continue
+                value = opened
             if not isinstance(value, Evidence):
                 continue
             _, t_dir, a_dir, c_file = path.split("/")
@@ -301,6 +307,22 @@ class CrossCheck:
                 found[key] = value
                 sources[key] = self._source(path)
         return found, sources
+
+    def _open_envelope(self, path: str) -> Evidence | None:
+        """The BETS result inside a signed evidence file (its signatures are judged
+        later, against a trust list); a malformed statement is reported on the file."""
+        doc = self.documents[path]
+        raw = (doc.text or "").encode("utf-8")
+        try:
+            return attestation.read(raw).evidence
+        except attestation.PredicateError as exc:
+            for _, message in exc.problems:
+                self._error("MP012", f"predicate {message}", path, ("payload",),
+                            "the BETS result inside the envelope breaks a field rule; fix "
+                            "the result and sign it again (`modelpin attest`)")
+        except attestation.AttestationError as exc:
+            self._error("MP040", str(exc), path, exc.where[:1] or ("payload",), exc.hint)
+        return None
 
     def _source(self, path: str) -> EvidenceSource:
         doc = self.documents.get(path)

@@ -120,10 +120,18 @@ class EvidenceCheck:
         e = self.evidence
         if e is None:
             return "no evidence"
-        return (
+        text = (
             f"{e.passed}/{e.cases} passed ({e.pass_rate:.3f}), suite {e.suite.id} "
             f"v{e.suite.version}, judge {e.judge}, run at {format_time(e.run_at)}"
         )
+        auth = self.authenticity
+        if auth is not None and auth.state == "signed":
+            text += f", {auth.reason}"
+        elif auth is not None and auth.state == "unauthenticated":
+            text += ", UNAUTHENTICATED (unsigned, no evaluator keys configured)"
+        elif auth is not None:
+            text += ", NOT COUNTED (signature)"
+        return text
 
 
 def _evidence_file(fleet: Fleet, tenant: str, alias: str, candidate: str) -> str:
