@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ def _run_once(work: Path, tenants: int, cases: int) -> dict[str, Any]:
         root = work / f"fleet-{tenants}x{cases}"
         write_fleet(root, tenants, cases, base_url)
         out = work / f"out-{tenants}x{cases}"
+        shutil.rmtree(out, ignore_errors=True)  # a journal left there would answer every call
         env = {**os.environ, "BENCH_KEY": KEY}
         argv = [sys.executable, "-c", "from modelpin.cli import run; run()", "bets", "run",
                 "--repo", str(root), "--all", "--candidate", CANDIDATE, "--unsigned",

@@ -151,3 +151,33 @@ def test_an_invalid_providers_file_is_refused_with_its_position(bets: Bets, tmp_
     assert "staging.yaml:2:20: error[MP012]" in out and "not an http(s) URL" in out
     assert "--providers" in err
     _no_calls(bets)
+
+
+def _evaluators(bets: Bets, *public_keys: str, threshold: int = 1) -> None:
+    body = "".join(f"  - {{name: eval-{i}, public_key: \"{k}\"}}\n"
+                   for i, k in enumerate(public_keys))
+    (bets.root / "policies/evaluators.yaml").write_text(
+        f"threshold: {threshold}\nkeys:\n{body}")
+
+
+def test_a_key_the_evaluators_list_does_not_hold_is_refused(bets: Bets) -> None:
+    from modelpin import signing
+
+    other = signing.public_key_b64(signing.generate_private_key().public_key())
+    _evaluators(bets, other)
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--key", str(bets.key_file))
+    assert code == 1
+    assert "is not in policies/evaluators.yaml" in err
+    code, _out, err = bets.run("--all", "--candidate", CLEAN, "--unsigned")
+    assert code == 1
+    assert "unsigned evidence would not count" in err
+    _no_calls(bets)
+
+
+def test_a_listed_key_signs(bets: Bets) -> None:
+    from modelpin import signing
+
+    _evaluators(bets, signing.public_key_b64(bets.public_key))
+    code, _out, err = bets.run("--tenant", "t-tools", "--candidate", CLEAN,
+                               "--key", str(bets.key_file))
+    assert code == 0, err

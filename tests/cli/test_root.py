@@ -163,3 +163,33 @@ def test_compile_refuses_a_key_the_trust_root_does_not_list(
     assert main(["compile", "--repo", str(repo), "--now", NOW, "--key",
                  str(keys["ci"][0])]) == 0
     assert "2.root.json is not (yet) a valid next root" in capsys.readouterr().err
+
+
+def test_a_tool_schema_routers_would_refuse_as_too_deep_is_an_error_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fleetkit import tenant
+
+    def nested(depth: int) -> dict[str, object]:
+        schema: dict[str, object] = {"type": "object"}
+        for _ in range(depth - 1):
+            schema = {"type": "object", "properties": {"x": schema}}
+        return schema
+
+    fleet = spec()
+    # 61 levels of schema: the YAML nesting limit (64) lets it through, but the table
+    # would nest 65 deep and routers refuse more than 64.
+    fleet.add(tenant("deep", tools={"t": nested(31)}))
+    repo = git_fleet(tmp_path / "repo", fleet)
+    assert main(["compile", "--repo", str(repo), "--now", NOW]) == 1
+    err = capsys.readouterr()
+    assert "MP033" in err.out + err.err
+    assert "tenants/deep.yaml" in err.out + err.err
+    assert "nests deeper than 60 levels" in err.out + err.err
+    ok = spec()
+    ok.add(tenant("deep", tools={"t": nested(25)}))  # 49 levels: routers load it
+    repo = git_fleet(tmp_path / "repo2", ok)
+    assert main(["compile", "--repo", str(repo), "--now", NOW]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(repo / "dist/routing-table.dsse.json"), "--repo", str(repo),
+                 "--now", NOW]) == 0

@@ -10,6 +10,7 @@ different one starts its own journal.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -87,6 +88,9 @@ class RunSession:
         total = sum(count_cases(self.repo / "bets" / t.suite.id / "cases.jsonl")
                     for t in self.targets)
         advance, stop = progress(total)
+        # The CLI turns the cyclic GC off for short commands; a run is long and its HTTP
+        # and asyncio objects do form cycles: without the GC, memory grows with every call.
+        gc.enable()
         try:
             results, stats = asyncio.run(self._run(journal, advance))
         finally:

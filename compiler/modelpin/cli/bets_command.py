@@ -114,6 +114,32 @@ def _providers_from(path: Path) -> Any:
     return policy
 
 
+def _check_trusted(keys: list[Any], evaluators: Any) -> None:
+    """Evidence signed by keys the fleet does not trust would never count: refuse early.
+    With evaluator keys configured, unsigned evidence does not count either."""
+    if evaluators is None or not evaluators.keys:
+        return
+    from modelpin import attestation, signing
+
+    trusted = attestation.trusted_keys(evaluators)
+    if not keys:
+        raise CommandError("policies/evaluators.yaml lists evaluator keys: unsigned evidence "
+                           "would not count", exit_code=EXIT_INVALID,
+                           hint="sign with an evaluator key (--key FILE)")
+    for key in keys:
+        keyid = signing.keyid_of(key.public_key())
+        if keyid not in trusted:
+            raise CommandError(f"the evaluator key {keyid[:16]}… is not in "
+                               "policies/evaluators.yaml: its evidence would not count",
+                               exit_code=EXIT_INVALID,
+                               hint="use a listed evaluator key, or add its public key there")
+    distinct = {signing.keyid_of(k.public_key()) for k in keys}
+    if len(distinct) < evaluators.threshold:
+        raise CommandError(f"policies/evaluators.yaml requires {evaluators.threshold} "
+                           f"signatures, {len(distinct)} key(s) given", exit_code=EXIT_INVALID,
+                           hint="pass --key once per evaluator")
+
+
 def _progress(total: int) -> tuple[Callable[[], None] | None, Callable[[], None]]:
     """A rich progress bar on an interactive stderr: (advance, stop)."""
     if not sys.stderr.isatty() or total == 0:
@@ -190,6 +216,7 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
         click.echo("nothing to run")
         return EXIT_INVALID if any(s.problem for s in skipped) else EXIT_OK
     keys = _evaluator_keys(key_files, unsigned)
+    _check_trusted(keys, fleet.evaluators)
     out_dir = out if out is not None else root / "dist" / "bets"
     from modelpin.bets.session import RunRefused, RunSession
 

@@ -129,7 +129,9 @@ def verify_table(data: bytes, trust: Trust, now: float, label: str,
             return None
 
     # The reason is the command's error message; the router's log line would repeat it.
-    logging.getLogger("modelpin.router").addHandler(logging.NullHandler())
+    router_log = logging.getLogger("modelpin.router")
+    if not router_log.handlers:
+        router_log.addHandler(logging.NullHandler())
     try:
         router = Router(_Bytes(), trust.keys, threshold=trust.threshold, root=trust.root,
                         max_bytes=MAX_ENVELOPE_BYTES, registry=CollectorRegistry(),

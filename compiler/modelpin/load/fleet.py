@@ -111,8 +111,34 @@ _SchemaProblem = tuple[str, tuple[str | int, ...]]
 _schema_verdicts: dict[str, _SchemaProblem | None] = {}
 
 
+MAX_TOOL_SCHEMA_DEPTH = 60
+"""A tool schema sits 4 levels deep in the routing table, and routers refuse a table
+nested deeper than 64 levels (``modelpin.router.strict_json.MAX_DEPTH``)."""
+
+
+def _too_deep(schema: Any) -> tuple[str | int, ...] | None:
+    """Where ``schema`` first nests deeper than ``MAX_TOOL_SCHEMA_DEPTH``, or None
+    (iterative: no recursion on untrusted nesting)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(schema, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= MAX_TOOL_SCHEMA_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, (*path, k)) for k, v in value.items()
+                         if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value)
+                         if isinstance(v, (dict, list)))
+    return None
+
+
 def _schema_problem(schema: dict[str, Any]) -> _SchemaProblem | None:
     """Why ``schema`` is not a valid JSON Schema and where in it, or None (memoised)."""
+    deep = _too_deep(schema)
+    if deep is not None:
+        return (f"nests deeper than {MAX_TOOL_SCHEMA_DEPTH} levels (routers refuse a table "
+                "nested deeper than 64)", deep)
     key = json.dumps(schema, sort_keys=True, default=str)
     if key not in _schema_verdicts:
         import jsonschema  # here, not at import: a snapshot hit (explain) never needs it
