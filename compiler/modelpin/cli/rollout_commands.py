@@ -36,7 +36,7 @@ from modelpin.cli.common import (
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
-from modelpin.load.history import pin_history, records_at
+from modelpin.load.history import StageKey, pin_history, records_at, stages_published
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -167,10 +167,13 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
                               records)
     changes: list[Change] = []
-    for tenant_id in changed_tenants(base.fleet, head.fleet):
+    changed = changed_tenants(base.fleet, head.fleet)
+    entered = _stages_entered(root, base_tree, base, head, changed)
+    for tenant_id in changed:
         history = _history_for(root, base_tree, base, head, tenant_id)
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
-                                now=now, previous_pins=history)
+                                now=now, previous_pins=history,
+                                entered=entered.get(tenant_id, {}))
     # Evidence added or changed by the change but not counted: a violation on its file,
     # even when no transition uses it (once: a transition may have said it already).
     said = {(r.file, r.code, r.message) for c in changes for r in c.reasons if r.file}
@@ -183,6 +186,31 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
                          head_signals=head_result.signals)
     return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree,
                    shown)
+
+
+def _stages_entered(root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext,
+                    changed: list[str]) -> dict[str, dict[str, datetime]]:
+    """Per changed tenant and in-flight alias that the change moves: when its base stage
+    was published on the base's first-parent history (the soak and shadow clocks start
+    there, not at an author-written ``since``: SPEC 2.1 rule 5)."""
+    wanted: dict[tuple[str, str], StageKey] = {}
+    owner: dict[str, str] = {}
+    for tenant_id in changed:
+        old, new = base.fleet.tenants.get(tenant_id), head.fleet.tenants.get(tenant_id)
+        if old is None or new is None:
+            continue
+        path = base.fleet.tenant_path(tenant_id)
+        owner[path] = tenant_id
+        for name, alias in old.aliases.items():
+            rollout = alias.rollout
+            if rollout is None or rollout.stage == "rolled-back" or new.aliases.get(name) == alias:
+                continue
+            percent = None if rollout.percent is None else float(rollout.percent)
+            wanted[(path, name)] = (rollout.stage, rollout.candidate, percent)
+    out: dict[str, dict[str, datetime]] = {}
+    for (path, name), at in stages_published(root, base_tree.commit, wanted).items():
+        out.setdefault(owner[path], {})[name] = at
+    return out
 
 
 def _history_for(
