@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelpin import signing
 from modelpin.router import bucket
+from modelpin.router.trips import Trip, TripStore
 from tests.integrations.conftest import Stack, read_json
 from tests.integrations.fake_openai import FakeOpenAI, Reply
 from tests.integrations.harness import (
@@ -401,3 +403,62 @@ def test_a_streamed_call_gets_the_allowed_coercion(stack: Stack) -> None:
         r, calls, errors = stream_chat(client, stack.proxies[1], "sk-epsilon", sid, "s")
     assert errors == [] and r.headers["x-modelpin-cohort"] == "canary"
     assert [(n, json.loads(a)) for n, a in calls] == [("lookup_clause", {"clause_id": "9.9"})]
+
+
+# --- trips: the guard's fast rollback, honoured by every proxy replica -----------------------
+
+
+def test_a_trip_stops_new_candidate_sessions_on_every_replica_within_the_bound(
+    stack: Stack,
+) -> None:
+    """The candidate starts failing; a trip set through the router's trip store (what
+    ``modelpin guard`` does on a rollback verdict) moves new sessions to stable on both
+    replicas within about a second, and the sessions already on the candidate are cut
+    over (``drain_seconds: 0`` for delta) with ``x-modelpin-session-reset`` exactly once."""
+    a = stack.proxies[0]
+    old = canary_sessions("delta", 50, 2, "delta-old")
+    fresh = iter(canary_sessions("delta", 50, 200, "delta-new"))
+    with httpx.Client(timeout=30) as client:
+        for s in old:
+            r = chat(client, a, "sk-delta", s, "before the trip")
+            assert r.headers["x-modelpin-cohort"] == "canary", r.text
+        stack.fake.script(CANDIDATE, Reply.error(500))  # the candidate starts failing
+        store = TripStore.from_url(stack.redis.url)
+        try:
+            check_trip_honoured(stack, client, store, old, fresh)
+        finally:
+            store.clear("delta", ALIAS, why="test done", by="test")
+
+
+def check_trip_honoured(stack: Stack, client: httpx.Client, store: TripStore, old: list[str],
+                        fresh: Iterator[str]) -> None:
+    """Trip delta's route as the guard does, then watch both replicas."""
+    a, b = stack.proxies
+    tripped = time.monotonic()
+    assert store.trip(Trip(tenant="delta", alias=ALIAS, candidate=CANDIDATE,
+                           reason="test: candidate failing", tripped_at=time.time(),
+                           by="test"))
+    honoured: dict[int, float] = {}
+    while len(honoured) < 2 and time.monotonic() - tripped < 10:
+        for i, proxy in enumerate((a, b)):
+            if i in honoured:
+                continue
+            r = chat(client, proxy, "sk-delta", next(fresh), "after the trip")
+            if r.headers.get("x-modelpin-cohort") == "stable":
+                honoured[i] = time.monotonic() - tripped
+        time.sleep(0.05)
+    print(f"trip honoured after {honoured} s (replica: seconds)")
+    assert set(honoured) == {0, 1}
+    assert max(honoured.values()) < 2.5  # polled about every second, plus a request
+    stack.fake.clear()
+    for i in range(20):  # every new session, on either replica, goes stable now
+        r = chat(client, (a, b)[i % 2], "sk-delta", next(fresh), "new")
+        assert r.status_code == 200 and r.headers["x-modelpin-cohort"] == "stable"
+    assert stack.fake.requests_for(CANDIDATE) == []
+    for s in old:  # drained at once: cut over with a reset, then plain stable
+        first = chat(client, b, "sk-delta", s, "after")
+        assert first.status_code == 200, first.text
+        assert first.headers["x-modelpin-session-reset"] == "true"
+        assert first.headers["x-modelpin-model"] == STABLE
+        again = chat(client, a, "sk-delta", s, "again")
+        assert "x-modelpin-session-reset" not in again.headers

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelpin.router import RedisSessionStore, Router
+from modelpin.router.trips import TripStore
 
 from .proxy_hook import (
     HEADER_COHORT,
@@ -84,9 +85,13 @@ def from_proxy_config(environ: Mapping[str, str] | None = None) -> ModelpinHook:
 
     raw = (getattr(litellm, "callback_settings", None) or {}).get("modelpin")
     settings = parse_settings(raw, os.environ if environ is None else environ)
-    store = None
+    store: RedisSessionStore | None = None
+    trips: TripStore | None = None
     if settings.redis_url is not None:
+        # One Redis for both: session pins shared by the replicas, and the guard's trips
+        # (every replica honours a trip within about a second, as a rollback).
         store = RedisSessionStore.from_url(settings.redis_url)
+        trips = TripStore.from_url(settings.redis_url)
     trust: dict[str, Any] = (
         {"root": settings.root} if settings.root is not None
         else {"trusted": list(settings.trusted_keys), "threshold": settings.threshold})
@@ -98,6 +103,7 @@ def from_proxy_config(environ: Mapping[str, str] | None = None) -> ModelpinHook:
         stale_policy=settings.stale_policy,
         poll_interval=settings.poll_interval,
         name="litellm",
+        trips=trips,
     )
     result = router.start()
     if result.error is not None:
