@@ -23,6 +23,7 @@ SignalName = Literal[
     "semantic_similarity",
     "coercion_rate",
     "downstream_error_rate",
+    "shadow_drift_rate",
 ]
 SIGNAL_NAMES: tuple[SignalName, ...] = (
     "tool_call_failure_rate",
@@ -30,10 +31,14 @@ SIGNAL_NAMES: tuple[SignalName, ...] = (
     "semantic_similarity",
     "coercion_rate",
     "downstream_error_rate",
+    "shadow_drift_rate",
 )
 SignalKind = Literal["rate", "mean"]
 Direction = Literal["lower_is_better", "higher_is_better"]
 FailAction = Literal["rollback", "pause", "escalate"]
+SignalStage = Literal["canary", "shadow"]
+"""``canary``: canary cohort against stable. ``shadow``: the shadow's own rate against
+``limit`` (e.g. drifted shadow comparisons / comparisons), judged only in stage shadow."""
 
 COERCION_CEILING = 0.02
 """Coercion rate above this always fails, whatever the policy file says."""
@@ -75,6 +80,10 @@ class SignalPolicy(StrictModel):
         "a minimum for higher_is_better",
     )
     action: FailAction
+    stage: SignalStage = Field(
+        default="canary",
+        description="canary: canary vs stable; shadow: the shadow's own rate vs `limit`",
+    )
     prometheus: RateQueries | MeanQueries | None = None
 
     @model_validator(mode="after")
@@ -85,6 +94,13 @@ class SignalPolicy(StrictModel):
             raise ValueError("a mean signal takes prometheus queries `mean`, `count`, `std`")
         if self.kind == "rate" and self.limit is not None and not 0.0 <= self.limit <= 1.0:
             raise ValueError("the limit of a rate is a fraction between 0 and 1")
+        if self.stage == "shadow" and (
+            self.kind != "rate" or self.direction != "lower_is_better" or self.limit is None
+        ):
+            raise ValueError(
+                "a shadow signal is a rate, lower_is_better, with a `limit` (it has no "
+                "stable cohort to compare with)"
+            )
         return self
 
 
@@ -106,6 +122,9 @@ class SignalsPolicy(StrictModel):
                 f"signals.coercion_rate.limit {coercion.limit} is above the 2% ceiling; "
                 "coercion over 2% is a regression, never a normalisation"
             )
+        shadow = self.signals.get("shadow_drift_rate")
+        if shadow is not None and shadow.stage != "shadow":
+            raise ValueError("signals.shadow_drift_rate is judged in stage shadow (stage: shadow)")
         return self
 
     def effective_limit(self, name: SignalName) -> float | None:
