@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 
 from modelpin.model.base import format_duration
-from modelpin.router.metric_names import KIND, SHADOW_DRIFT, TOOL
 from modelpin.model.signals import (
     MeanQueries,
     RateQueries,
@@ -33,6 +32,7 @@ from modelpin.model.signals import (
     SignalsPolicy,
     render_query,
 )
+from modelpin.router.metric_names import KIND, SHADOW_DRIFT, TOOL
 
 from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 from .observations import CohortTelemetry, Observation, RolloutTelemetry
