@@ -30,6 +30,7 @@ from benchmarks import (
     cases_compile,
     cases_litellm,
     cases_router,
+    cases_runtime,
     cases_validate,
     fleetgen,
     measure,
@@ -147,6 +148,11 @@ class Bench:
         """Cases 5-8 come from ``benchmarks/router_cases.py`` (the router's own file)."""
         self.add(cases_router.router_rows(self.args.tenants, self.args.quick, self.log))
 
+    def case_runtime(self) -> None:
+        """Case runtime: the guard loop (breach -> stop on real parts, no false trips)."""
+        self.log("case runtime: the guard loop (real routers, prometheus, redis, guard)")
+        self.add(cases_runtime.runtime_rows(self.args.quick))
+
     def case_litellm(self) -> None:
         """Case 9: the LiteLLM hook's latency overhead (needs ``modelpin[litellm]``)."""
         self.log("case 9: LiteLLM proxy latency with and without the modelpin hook")
@@ -222,13 +228,14 @@ class Bench:
         a = self.args
         self.sizes = sorted({*a.sizes, a.tenants})
         wanted = (set(a.only.split(",")) if a.only
-                  else {"1", "2", "4", "5", "9", "scaling", "bot", "bets"})
+                  else {"1", "2", "4", "5", "9", "runtime", "scaling", "bot", "bets"})
         self.wanted = wanted
         info = machine()
         self.log(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}")
         for key, case in (("1", self.case_validate), ("2", self.case_compile),
                           ("4", self.case_check), ("5", self.case_router),
-                          ("9", self.case_litellm), ("scaling", self.case_scaling),
+                          ("9", self.case_litellm), ("runtime", self.case_runtime),
+                          ("scaling", self.case_scaling),
                           ("bot", self.case_bot), ("bets", self.case_bets)):
             if key not in wanted:
                 continue
@@ -267,9 +274,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--only", default="",
                    help="comma list of: 1 (validate), 2 (compile, incremental), "
-                   "4 (check, explain), 5 (router cases 5-8), 9 (LiteLLM hook latency), "
-                   "scaling, bot (false rollbacks and power of the bot's statistics), bets "
-                   "(BETS run throughput and memory)")
+                   "4 (check, explain), 5 (router cases 5-9), 9 (LiteLLM hook latency), "
+                   "runtime (guard loop: breach -> stop, false trips), scaling, bot (false "
+                   "rollbacks and power of the bot's statistics), bets (BETS run throughput "
+                   "and memory)")
     p.add_argument("--json", default=None, metavar="PATH", help="write results ('-': stdout)")
     p.add_argument("--readme", action="store_true", help="write the table to benchmarks/README.md")
     p.add_argument("--out", type=Path, default=OUT, help="work directory (fleets, artifacts)")

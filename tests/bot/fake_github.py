@@ -110,7 +110,7 @@ class FakeGitHub:
             status, headers, payload, delay, drip = self._route(h, url.path, query, body)
         if delay:
             time.sleep(delay)
-        data = json.dumps(payload).encode()
+        data = b"" if status == 204 else json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(data)))
@@ -167,6 +167,10 @@ class FakeGitHub:
         if not path.startswith(prefix):
             return 404, {}, {"message": "Not Found"}
         parts = path[len(prefix) :].split("/")
+        if parts == ["dispatches"] and h.command == "POST":
+            if not isinstance(body, dict) or not body.get("event_type"):
+                return 422, {}, {"message": "Invalid request.\n\n\"event_type\" wasn't supplied."}
+            return 204, {}, None
         if parts == ["pulls"] and h.command == "GET":
             owner, _, branch = query.get("head", ":").partition(":")
             state = query.get("state", "open")

@@ -232,7 +232,11 @@ def test_pr_check_compile_publish_route_bot_rollback_drain(
         assert (fresh.model, fresh.cohort, fresh.serial) == (V_OLD, "stable", third)
         draining = [router.resolve("e1", "primary", s) for s in on_canary]
         assert all(d.model == V_NEW and not d.session_reset for d in draining)
-        clock[0] = _ts(T2) + DRAIN + 1
+        # The drain runs from when this router first applied the rollback (loaded at
+        # T2 + 5), not from the rollout's `since` (SPEC 4).
+        clock[0] = _ts(T2) + 5 + DRAIN - 1
+        assert all(router.resolve("e1", "primary", s).model == V_NEW for s in on_canary)
+        clock[0] = _ts(T2) + 5 + DRAIN
         cut = [router.resolve("e1", "primary", s) for s in on_canary]
         assert all(d.model == V_OLD and d.session_reset for d in cut)
         after = [router.resolve("e1", "primary", s) for s in on_canary]

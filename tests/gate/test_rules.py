@@ -422,6 +422,35 @@ def retired_base() -> FleetSpec:
     return spec
 
 
+SHOWN_BLOCKED = [
+    # rule 2: a rule change that breaks an invariant is a violation wherever it appears
+    Row("invariant/un-retire-alone", steps(model_field(R, "retires_on", None)),
+        code="MP125", file=f"model_versions/{R}.yaml", base=rules_base,
+        message="pinnable again"),
+    Row("invariant/postpone-a-passed-retirement",
+        steps(model_field(R, "retires_on", "2027-01-01")),
+        code="MP125", file=f"model_versions/{R}.yaml", needle="retires_on:", base=rules_base),
+    Row("invariant/un-block-alone", steps(model_field(B, "blocked", False),
+                                          model_field(B, "blocked_reason", None)),
+        code="MP125", file=f"model_versions/{B}.yaml", needle="blocked:", base=rules_base),
+    Row("invariant/coercion-limit-above-2pct",
+        steps(lambda pr: pr.spec.signals["signals"]["coercion_rate"].__setitem__(
+            "limit", 0.05)),
+        code="MP012", file="policies/signals.yaml", needle="limit:"),
+    Row("invariant/signal-tolerance-can-never-fail",
+        steps(lambda pr: pr.spec.signals["signals"]["tool_call_failure_rate"].__setitem__(
+            "tolerance", 1.5)),
+        code="MP012", file="policies/signals.yaml", needle="tolerance: 1.5"),
+    Row("invariant/signal-min-samples-impossible",
+        steps(lambda pr: pr.spec.signals["signals"]["task_completion_rate"].__setitem__(
+            "min_samples", 10**12)),
+        code="MP012", file="policies/signals.yaml", needle="min_samples: 1000000000000"),
+    Row("invariant/signal-limit-can-never-trip",
+        steps(lambda pr: pr.spec.signals["signals"]["downstream_error_rate"].__setitem__(
+            "limit", 1.0)),
+        code="MP012", file="policies/signals.yaml", needle="limit: 1.0"),
+]
+
 RULE9_BLOCKED = [
     Row("rule9/override-repin-to-a-retired-version", steps(alias_field("ovr", "pin", R)),
         code="MP030", file=t("ovr"), needle="pin:", base=retired_base),
@@ -491,7 +520,6 @@ SAFE = [
     Row("policy-only-tightening", steps(group_field("standard", "soak", "48h"))),
     Row("policy-only-loosening", steps(group_field("standard", "min_pass_rate", 0.8),
                                        group_field("standard", "soak", "1h"))),
-    Row("model-only-un-retire", steps(model_field(R, "retires_on", None)), base=rules_base),
     Row("advance-with-an-old-commit-date", steps(step("std-a", 25)), head_date=YOUNG),
     Row("advance-now-omitted-runner-clock", dated(steps(step("std-a", 25)), "2026-03-25T11:00:00Z"),
         now=None, clock="2026-03-25T12:00:00Z"),
@@ -514,7 +542,7 @@ SAFE = [
 ]
 
 
-BLOCKED += RULE9_BLOCKED
+BLOCKED += SHOWN_BLOCKED + RULE9_BLOCKED
 SAFE += RULE9_SAFE
 
 

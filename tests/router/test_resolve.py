@@ -117,17 +117,41 @@ def test_rollback_drains_pinned_sessions_then_resets_them_once(
     # New sessions go stable at once, even those whose bucket was canary.
     for s in _sessions(10, below=5000)[5:]:
         assert router.resolve(T, A, s).model == STABLE
-    # Pinned sessions drain on the candidate until since + drain_seconds.
-    clock.now = 1_774_000_800 + 299
+    # Pinned sessions drain on the candidate for drain_seconds from the moment this
+    # router first applied the rollback (the load above), not from `since`.
+    clock.now = 1_774_000_000 + 299
     assert all(router.resolve(T, A, s).model == CAND for s in on_candidate)
     assert all(router.resolve(T, A, s).model == STABLE for s in on_stable)
-    clock.now = 1_774_000_800 + 300
+    clock.now = 1_774_000_000 + 300
     first = [router.resolve(T, A, s) for s in on_candidate]
     assert all(d.model == STABLE and d.session_reset for d in first)
     assert all(d.serial == 2 for d in first)
     later = [router.resolve(T, A, s) for s in on_candidate]
     assert all(d.model == STABLE and not d.session_reset for d in later)
     assert not any(router.resolve(T, A, s).session_reset for s in on_stable)
+
+
+def test_a_rollback_published_long_after_since_still_drains_in_full(
+    make_router: Any, key: Any, table_file: Path
+) -> None:
+    clock = Clock(1_774_000_000.0)
+    router = make_router(clock=clock)
+    _load(router, table_file, with_route(payload(1), T, A, mode="canary", percent=50), key)
+    on_candidate = _sessions(5, below=5000)
+    assert all(router.resolve(T, A, s).model == CAND for s in on_candidate)
+    # the PR said since 10:00; the table reaches the router two hours later
+    clock.now = 1_774_000_800 + 7200
+    doc = with_route(payload(2), T, A, mode="rolled-back", since="2026-03-20T10:00:00Z",
+                     drain_seconds=300)
+    _load(router, table_file, doc, key)
+    clock.now += 299
+    assert all(router.resolve(T, A, s).model == CAND for s in on_candidate)
+    # a reload of a later table keeps the window where it began
+    _load(router, table_file, with_route(payload(3), T, A, mode="rolled-back",
+                                         since="2026-03-20T10:00:00Z", drain_seconds=300), key)
+    assert all(router.resolve(T, A, s).model == CAND for s in on_candidate)
+    clock.now += 1
+    assert all(router.resolve(T, A, s).session_reset for s in on_candidate)
 
 
 def test_a_new_candidate_starts_with_fresh_buckets(

@@ -145,6 +145,12 @@ class GitHubClient:
 
     # --- endpoints ---------------------------------------------------------------------
 
+    def dispatch(self, event_type: str, client_payload: dict[str, Any]) -> None:
+        """``POST /repos/{owner}/{repo}/dispatches``: start the workflows listening for
+        ``repository_dispatch`` of ``event_type`` (the guard after a trip)."""
+        self._request("POST", f"/repos/{self.owner}/{self.repo}/dispatches",
+                      json={"event_type": event_type, "client_payload": client_payload})
+
     def find_pr(self, branch: str) -> PullRequest | None:
         """The PR whose head is ``branch`` in this repository: open first, else the newest."""
         data = self._pages(

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "keygen": "modelpin.cli.keys:keygen_command",
     "root": "modelpin.cli.root_commands:root_group",
     "bot": "modelpin.cli.bot_command:bot",
+    "guard": "modelpin.cli.guard_command:guard",
     "lifecycle": "modelpin.cli.lifecycle_command:lifecycle",
     "schema": "modelpin.cli.validate:schema",
     "attest": "modelpin.cli.attest_commands:attest_command",

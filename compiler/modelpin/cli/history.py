@@ -17,6 +17,9 @@ import yaml
 
 from modelpin.model.fleet import Fleet
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when present: history reads many old file versions."""
+
 HISTORY_DEPTH = 200
 """Commits of a tenant file searched for earlier pins (the revert rule)."""
 
@@ -45,7 +48,7 @@ def _aliases(body: bytes | None) -> tuple[str | None, Mapping[str, Any]]:
     if body is None:
         return None, {}
     try:
-        doc = yaml.safe_load(body)
+        doc = yaml.load(body, Loader=_LOADER)  # a safe loader (C or Python)
     except yaml.YAMLError:
         return None, {}
     if not isinstance(doc, dict):

@@ -45,6 +45,7 @@ from modelpin.rollout import gates
 from modelpin.rollout.change import Change, changed_tenants, judge_tenant
 from modelpin.rollout.plan import build_plan, plan_json, render_markdown
 from modelpin.rollout.reason import Reason
+from modelpin.rollout.shown import ShownChanges, show_changes
 from modelpin.rollout.state import AliasState
 from modelpin.rollout.transitions import FleetContext, TransitionOption, allowed_transitions
 
@@ -94,6 +95,7 @@ class _Judged:
     now: datetime
     base_tree: GitTree
     head_tree: GitTree
+    shown: ShownChanges
 
     def locate(self, tenant: str, reason: Reason) -> str:
         return ":".join(str(p) for p in self.position(tenant, reason))
@@ -133,6 +135,10 @@ class _Judged:
         # warnings: they never block a change that did not introduce them (2.1 rule 9).
         out += [d for d in self.head_result.diagnostics if d.severity == "warning"
                 and d.code == "MP030"]
+        for item in self.shown.violations:  # invariants broken by a rule change (rule 2)
+            doc = self.head_result.documents.get(item.file)
+            line, col = doc.position(item.path) if doc else (1, 1)
+            out.append(error(item.code, item.message, item.file, line, col))
         return out
 
     def source_lines(self, path: str) -> list[str] | None:
@@ -150,8 +156,8 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     base_result = load_fleet(base_tree, base_tree.commit_time, cache=cache)
     head_result = load_fleet(head_tree, now, cache=cache)
     if has_errors(head_result.diagnostics) or head_result.fleet is None:
-        shown = fmt if fmt in ("json", "github") else "text"
-        emit_diagnostics(head_result.diagnostics, shown, head_result.source_lines,
+        rendered = fmt if fmt in ("json", "github") else "text"
+        emit_diagnostics(head_result.diagnostics, rendered, head_result.source_lines,
                          {"head": head_tree.commit, "valid": False})
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
     base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
@@ -173,7 +179,10 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
         for key, reason in gates.evidence_change_reasons(base_fleet, head.fleet, now)
         if (reason.file, reason.code, reason.message) not in said
     ]
-    return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree)
+    shown = show_changes(base, head, now, base_signals=base_result.signals,
+                         head_signals=head_result.signals)
+    return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree,
+                   shown)
 
 
 def _history_for(
@@ -212,7 +221,14 @@ def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
         "now": format_time(judged.now), "changes": len(judged.changes),
         "tenants": len(tenants), "violations": violations,
     }
+    if fmt == "json":
+        summary["shown"] = judged.shown.to_json()
     emit_diagnostics(diagnostics, fmt, judged.source_lines, summary)
+    if fmt == "text":
+        for item in judged.shown.shown:
+            click.echo(f"changed: {item.file}: {item.message}")
+        for effect in judged.shown.effects:
+            click.echo(f"effect: {effect.message}")
     if fmt != "json":
         verdict = "violations" if violations else "ok"
         click.echo(f"{verdict}: {len(judged.changes)} change(s) in {len(tenants)} tenant(s), "
@@ -234,7 +250,7 @@ def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
     """
     judged = _judge(repo, base_rev, head_rev, now_text)
     result = build_plan(judged.base, judged.head, judged.changes, now=judged.now,
-                        base_label=base_rev, head_label=head_rev)
+                        base_label=base_rev, head_label=head_rev, shown=judged.shown)
     if fmt == "json":
         click.echo(json.dumps(plan_json(result, judged.locate), indent=2, sort_keys=True))
     else:

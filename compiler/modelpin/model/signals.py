@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from modelpin.model.base import Duration, StrictModel
+from modelpin.model.base import Duration, StrictModel, rule_error
 
 SignalName = Literal[
     "tool_call_failure_rate",
@@ -42,6 +42,10 @@ SignalStage = Literal["canary", "shadow"]
 
 COERCION_CEILING = 0.02
 """Coercion rate above this always fails, whatever the policy file says."""
+
+MAX_MIN_SAMPLES = 10_000_000
+"""More samples per cohort than any window of one tenant's alias holds: a signal asking
+for more could never reach a verdict (SPEC 2.1 rule 2), so it is refused."""
 
 
 class RateQueries(StrictModel):
@@ -93,14 +97,31 @@ class SignalPolicy(StrictModel):
         if self.kind == "mean" and isinstance(self.prometheus, RateQueries):
             raise ValueError("a mean signal takes prometheus queries `mean`, `count`, `std`")
         if self.kind == "rate" and self.limit is not None and not 0.0 <= self.limit <= 1.0:
-            raise ValueError("the limit of a rate is a fraction between 0 and 1")
+            raise rule_error("the limit of a rate is a fraction between 0 and 1", "limit")
+        # A signal that can never reach a verdict is a gate that is never closed.
+        if self.min_samples > MAX_MIN_SAMPLES:
+            raise rule_error(
+                f"min_samples {self.min_samples} can never be reached in one window "
+                f"(at most {MAX_MIN_SAMPLES:,}): the signal would never reach a verdict",
+                "min_samples")
+        if self.kind == "rate" and self.tolerance >= 1.0:
+            raise rule_error(
+                f"tolerance {self.tolerance:g} on a rate (a fraction) lets any canary pass: "
+                "the signal could never fail", "tolerance")
+        if self.kind == "rate" and self.limit is not None and (
+            (self.direction == "lower_is_better" and self.limit >= 1.0)
+            or (self.direction == "higher_is_better" and self.limit <= 0.0)
+        ):
+            raise rule_error(
+                f"limit {self.limit:g} can never be crossed by a rate that is "
+                f"{self.direction.replace('_', ' ')}: set a bound inside (0, 1) or remove it",
+                "limit")
         if self.stage == "shadow" and (
             self.kind != "rate" or self.direction != "lower_is_better" or self.limit is None
         ):
-            raise ValueError(
+            raise rule_error(
                 "a shadow signal is a rate, lower_is_better, with a `limit` (it has no "
-                "stable cohort to compare with)"
-            )
+                "stable cohort to compare with)", "stage")
         return self
 
 
@@ -114,17 +135,21 @@ class SignalsPolicy(StrictModel):
     def _coercion_is_guarded(self) -> SignalsPolicy:
         coercion = self.signals.get("coercion_rate")
         if coercion is None:
-            raise ValueError("signals.coercion_rate is required: coercion over 2% always fails")
+            raise rule_error("signals.coercion_rate is required: coercion over 2% always fails",
+                             "signals")
         if coercion.kind != "rate" or coercion.direction != "lower_is_better":
-            raise ValueError("signals.coercion_rate is a rate, lower_is_better")
+            raise rule_error("signals.coercion_rate is a rate, lower_is_better",
+                             "signals", "coercion_rate", "kind")
         if coercion.limit is not None and coercion.limit > COERCION_CEILING:
-            raise ValueError(
+            raise rule_error(
                 f"signals.coercion_rate.limit {coercion.limit} is above the 2% ceiling; "
-                "coercion over 2% is a regression, never a normalisation"
-            )
+                "coercion over 2% is a regression, never a normalisation",
+                "signals", "coercion_rate", "limit")
         shadow = self.signals.get("shadow_drift_rate")
         if shadow is not None and shadow.stage != "shadow":
-            raise ValueError("signals.shadow_drift_rate is judged in stage shadow (stage: shadow)")
+            raise rule_error(
+                "signals.shadow_drift_rate is judged in stage shadow (stage: shadow)",
+                "signals", "shadow_drift_rate", "stage")
         return self
 
     def effective_limit(self, name: SignalName) -> float | None:

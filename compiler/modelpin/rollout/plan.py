@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from modelpin.rollout import gates
 from modelpin.rollout.change import Change
 from modelpin.rollout.reason import Reason
+from modelpin.rollout.shown import ShownChanges
 from modelpin.rollout.state import AliasState
 from modelpin.rollout.transitions import FleetContext
 
@@ -48,10 +49,16 @@ class Plan:
     changes: tuple[Change, ...]
     impact: tuple[GroupImpact, ...]
     warnings: tuple[PlanWarning, ...] = field(default=())
+    shown: ShownChanges | None = None
+    """Changes to rules, evidence and tenant settings, and their effect (2.1 rule 2)."""
 
     @property
     def violations(self) -> list[tuple[Change, Reason]]:
         return [(c, r) for c in self.changes for r in c.reasons]
+
+    @property
+    def invariant_violations(self) -> int:
+        return len(self.shown.violations) if self.shown else 0
 
 
 def build_plan(
@@ -62,6 +69,7 @@ def build_plan(
     now: datetime,
     base_label: str,
     head_label: str,
+    shown: ShownChanges | None = None,
 ) -> Plan:
     groups: dict[str, tuple[set[str], int]] = {}
     for change in changes:
@@ -74,7 +82,7 @@ def build_plan(
         for g, (t, n) in sorted(groups.items(), key=lambda kv: _order(head, kv[0]))
     )
     warnings = _inconclusive(head, changes, now) + _sunsets(head, now)
-    return Plan(base_label, head_label, now, tuple(changes), impact, tuple(warnings))
+    return Plan(base_label, head_label, now, tuple(changes), impact, tuple(warnings), shown)
 
 
 def _order(ctx: FleetContext, group: str) -> tuple[int, str]:
@@ -173,9 +181,8 @@ def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
     """A GitHub comment: verdict, changes, blast radius, violations, warnings."""
     violations = plan.violations
     tenants = {c.tenant for c in plan.changes}
-    verdict = (
-        f":x: {len(violations)} violation(s)" if violations else ":white_check_mark: all allowed"
-    )
+    count = len(violations) + plan.invariant_violations
+    verdict = f":x: {count} violation(s)" if count else ":white_check_mark: all allowed"
     out = [
         f"## modelpin plan: `{plan.base}` → `{plan.head}`",
         "",
@@ -213,8 +220,19 @@ def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
                 f"| {g.group} | {len(g.tenants)} of {g.group_size} | {g.aliases} | {_cell(names)} |"
             )
         out.append("")
-    if violations:
+    shown = plan.shown
+    if shown is not None and (shown.shown or shown.effects):
+        listed = [f"- `{_cell(c.file)}` {_cell(c.message)}" for c in shown.shown]
+        out += ["### Rules, evidence and settings changed", "",
+                *_collapse(f"{len(listed)} changes", listed), ""]
+        if shown.effects:
+            effects = [f"- {_cell(e.message)}" for e in shown.effects]
+            out += ["### Effect on rollouts in flight", "",
+                    *_collapse(f"{len(effects)} rollouts affected", effects), ""]
+    if violations or plan.invariant_violations:
         lines = []
+        for item in shown.violations if shown else ():
+            lines.append(f"- `{item.file}` **{item.code}** {item.message}")
         for change, reason in violations:
             where = f"`{locate(change.tenant, reason)}` " if locate else ""
             lines.append(
@@ -248,7 +266,12 @@ def plan_json(plan: Plan, locate: Locate | None = None) -> dict[str, object]:
         "base": plan.base,
         "head": plan.head,
         "now": plan.now.isoformat(),
-        "allowed": not plan.violations,
+        "allowed": not plan.violations and not plan.invariant_violations,
+        "rule_changes": plan.shown.to_json() if plan.shown else None,
+        "invariant_violations": [
+            {"file": v.file, "code": v.code, "message": v.message}
+            for v in (plan.shown.violations if plan.shown else ())
+        ],
         "changes": [
             {
                 "tenant": c.tenant,

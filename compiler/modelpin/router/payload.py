@@ -206,7 +206,8 @@ def _parse(doc: Any, sha256: str) -> RoutingTable:
             if type(a) is not dict or len(a) != 9:
                 _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
             try:
-                tenant_routes[alias_id] = build.route(tenant_id, alias_id, a)
+                built = tenant_routes[alias_id] = build.route(tenant_id, alias_id, a)
+                built.drain_seconds = a["drain_seconds"]
             except KeyError:  # a key missing, another in its place
                 _keys(a, _ALIAS_KEYS, f"tenants.{tenant_id}.aliases.{alias_id}")
         routes[tenant_id] = tenant_routes

@@ -66,9 +66,19 @@ from .metrics import RouterMetrics
 from .root import MAX_ROOT_ROTATIONS, Root
 from .sessions import InMemorySessionStore, SessionStore
 from .sources import FileSource, HttpSource, TableSource, backoff_delay
-from .table import CANARY, CANARY_MODE, SHADOW, STABLE, Decision, Route, RoutingTable
+from .table import (
+    CANARY,
+    CANARY_MODE,
+    ROLLED_BACK,
+    SHADOW,
+    STABLE,
+    Decision,
+    Route,
+    RoutingTable,
+)
 from .telemetry import EventSink, RecordFn, RouterTelemetry
 from .tools import ToolCallResult, ToolContracts
+from .trips import Trip, TripStore, TripStoreUnavailable
 from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
 
 log = logging.getLogger("modelpin.router")
@@ -140,8 +150,10 @@ class Router:
     """Resolve requests against the newest verified routing table."""
 
     __slots__ = (
+        "_apply_lock",
         "_clock",
         "_current",
+        "_effective",
         "_envelope_digest",
         "_failures",
         "_last_attempt",
@@ -152,6 +164,7 @@ class Router:
         "_poll_interval",
         "_refresh_lock",
         "_revoked",
+        "_rollback_seen",
         "_routes",
         "_source",
         "_stale_policy",
@@ -162,6 +175,11 @@ class Router:
         "_store_get",
         "_telemetry",
         "_thread",
+        "_trip_interval",
+        "_trip_thread",
+        "_trips",
+        "_trips_applied",
+        "_trips_known",
         "_trusted",
         "accepted_serials",
         "name",
@@ -193,6 +211,8 @@ class Router:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         events: EventSink | None = None,
+        trips: TripStore | None = None,
+        trip_poll_interval: float = 1.0,
     ) -> None:
         if stale_policy not in ("serve", "refuse"):
             raise ValueError("stale_policy is 'serve' or 'refuse'")
@@ -238,6 +258,16 @@ class Router:
         self.record = self._telemetry.record
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = _REFUSING
+        self._effective: dict[str, dict[str, Route]] = _REFUSING
+        self._apply_lock = threading.Lock()
+        self._trips = trips
+        self._trip_interval = trip_poll_interval
+        self._trip_thread: threading.Thread | None = None
+        self._trips_known: dict[str, Trip] = {}
+        self._trips_applied: tuple[str, ...] = ()
+        # session key -> when this router (or, with a trip store, the first router)
+        # first applied a rollback of that route: the drain window starts there.
+        self._rollback_seen: dict[str, float] = {}
         self._current: _Installed | None = None
         self._envelope_digest: str | None = None
         self._refresh_lock = threading.Lock()
@@ -458,7 +488,7 @@ class Router:
         self.accepted_serials.add(table.serial)
         self._current = _Installed(table, ToolContracts())
         self._revoked = False
-        self._routes = table.routes  # the swap: one reference, read once per request
+        self._apply(table, install=True)  # the swap: one reference, read once per request
         self._telemetry.prepare(_rollout_rows(table))
         self._metrics.serial.set(table.serial)
         self._metrics.expires.set(table.expires_ts)
@@ -486,15 +516,16 @@ class Router:
             if self._routes is not _REFUSING:
                 log.error("router %s: table expired, refusing requests", self.name)
             self._routes = _REFUSING
-        elif self._routes is not current.table.routes:
-            self._routes = current.table.routes
+        elif self._routes is not self._effective:
+            self._routes = self._effective
 
     # --- background polling ----------------------------------------------------------
 
     def start(self) -> RefreshResult:
         """Load once now, then poll in a daemon thread (backoff on failures). The poller
         is started whatever the first load did, so a good table published later is
-        still picked up."""
+        still picked up; with a trip store, trips are read now and then about every
+        second."""
         try:
             return self.refresh()
         finally:
@@ -504,6 +535,12 @@ class Router:
                     target=self._poll, name=f"modelpin-router-{self.name}", daemon=True
                 )
                 self._thread.start()
+            if self._trips is not None and self._trip_thread is None:
+                self.refresh_trips()
+                self._trip_thread = threading.Thread(
+                    target=self._poll_trips, name=f"modelpin-trips-{self.name}", daemon=True
+                )
+                self._trip_thread.start()
 
     def _poll(self) -> None:
         while not self._stop.wait(
@@ -519,6 +556,100 @@ class Router:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._trip_thread is not None:
+            self._trip_thread.join()
+            self._trip_thread = None
+
+    # --- trips and rollbacks -----------------------------------------------------------
+
+    def _poll_trips(self) -> None:
+        while not self._stop.wait(self._trip_interval):
+            try:
+                self.refresh_trips()
+            except Exception:  # a bug must not end trip polling
+                log.exception("router %s: unexpected error while reading trips", self.name)
+
+    def refresh_trips(self) -> bool:
+        """Read the trips once and apply any change; True if the routing changed. Never
+        raises: on a store fault the trips last read stay applied (a trip does not
+        lapse because Redis is down) and the fault is counted."""
+        store = self._trips
+        if store is None:
+            return False
+        try:
+            trips = store.load()
+        except TripStoreUnavailable as exc:
+            self._telemetry.trip_poll_errors += 1
+            log.warning("router %s: cannot read trips (keeping %d known): %s", self.name,
+                        len(self._trips_known), exc)
+            return False
+        if trips == self._trips_known:
+            return False
+        self._trips_known = trips
+        current = self._current
+        if current is not None:
+            self._apply(current.table)
+        return True
+
+    def trips_applied(self) -> tuple[str, ...]:
+        """``tenant/alias`` of the routes a trip currently turns into rollbacks."""
+        return self._trips_applied
+
+    def _first_applied(self, session_key: str, now: float, store_ok: list[bool]) -> float:
+        seen = self._rollback_seen.get(session_key)
+        if seen is not None:
+            return seen
+        seen = now
+        if self._trips is not None and store_ok[0]:
+            try:
+                seen = self._trips.first_applied(session_key, now)
+            except TripStoreUnavailable:
+                store_ok[0] = False  # decide locally; do not wait on Redis per route
+        self._rollback_seen[session_key] = seen
+        return seen
+
+    def _apply(self, table: RoutingTable, *, install: bool = False) -> None:
+        """Install ``table``'s routes with the rollbacks in force: drain windows from
+        first sight, and tripped routes turned into rolled-back ones."""
+        with self._apply_lock:
+            now = self._clock()
+            store_ok = [True]
+            for aliases in table.routes.values():
+                for route in aliases.values():
+                    if route.mode == ROLLED_BACK and route.session_key not in self._rollback_seen:
+                        route.drain_until = (
+                            self._first_applied(route.session_key, now, store_ok)
+                            + route.drain_seconds
+                        )
+                    elif route.mode == ROLLED_BACK:
+                        route.drain_until = (
+                            self._rollback_seen[route.session_key] + route.drain_seconds
+                        )
+            routes = table.routes
+            applied: list[str] = []
+            for key, trip in sorted(self._trips_known.items()):
+                target = routes.get(trip.tenant, {}).get(trip.alias)
+                if target is None or target.candidate != trip.candidate:
+                    continue
+                if target.mode not in (CANARY_MODE, SHADOW):
+                    continue  # pinned or already rolled back: the trip is moot
+                if routes is table.routes:
+                    routes = dict(routes)
+                routes[trip.tenant] = dict(routes[trip.tenant])
+                first = self._first_applied(target.session_key, now, store_ok)
+                routes[trip.tenant][trip.alias] = tripped(target, first, table.serial)
+                applied.append(key)
+            added = set(applied) - set(self._trips_applied)
+            for key in sorted(added):
+                log.warning("router %s: trip applied to %s: %s", self.name, key,
+                            self._trips_known[key].reason)
+            for key in sorted(set(self._trips_applied) - set(applied)):
+                log.warning("router %s: trip no longer applied to %s", self.name, key)
+            self._trips_applied = tuple(applied)
+            self._telemetry.trips_applied = len(applied)
+            self._effective = routes
+            if install or self._routes is not _REFUSING:
+                self._routes = routes  # the swap (an expired 'refuse' table stays refused)
 
     def __enter__(self) -> Router:
         self.start()
@@ -565,3 +696,17 @@ def _rollout_rows(table: RoutingTable) -> Iterable[tuple[str, str, str]]:
                 continue
             yield tenant, alias, STABLE
             yield tenant, alias, "shadow" if route.mode == SHADOW else CANARY
+
+
+def tripped(route: Route, first_applied: float, serial: int) -> Route:
+    """``route`` as a rollback: new sessions stable, canary sessions drain from
+    ``first_applied`` for the route's drain time, then are cut over with a reset. A
+    shadow stops being copied."""
+    stable = route.stable
+    reset = Decision(stable.model, STABLE, None, serial, True, False)
+    fixed = stable if route.mode == SHADOW else None
+    out = Route(route.tenant, route.alias, ROLLED_BACK, route.stable_model, route.candidate,
+                0, False, route.salt, route.since, first_applied + route.drain_seconds,
+                stable, fixed, route.canary, reset, {STABLE: stable})
+    out.drain_seconds = route.drain_seconds
+    return out

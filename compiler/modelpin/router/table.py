@@ -63,6 +63,7 @@ class Route:
         "basis_points",
         "canary",
         "candidate",
+        "drain_seconds",
         "drain_until",
         "fixed",
         "mode",
@@ -108,6 +109,9 @@ class Route:
         self.session_key = salt
         self.since = since
         self.drain_until = drain_until
+        # Set by the table builder; a rolled-back route's drain runs from when a router
+        # first applied the rollback (router.py), not from ``since``.
+        self.drain_seconds = 0
         self.stable = stable
         self.fixed = fixed
         # For routes without a candidate, canary and reset are the stable decision and

@@ -31,7 +31,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any, Protocol
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 
 from . import metric_names as mn
 from .table import Decision
@@ -121,6 +126,8 @@ class RouterTelemetry:
         self.shadow_drifted: dict[tuple[str, str], int] = {}
         self.shadow_drift: dict[tuple[str, str, str, str], int] = {}
         self.event_errors = 0
+        self.trips_applied = 0
+        self.trip_poll_errors = 0
         #: Report one request's outcome (see ``_record_function``).
         self.record: RecordFn = _record_function(self, self._rows)
         _exporter_for(registry).add(self)
@@ -389,7 +396,14 @@ class _Exporter:
                 drifted_fam.add_metric([t, a, tel.name], drifted.get((t, a), 0))
             for (t, a, tool, kind), n in drifts:
                 drift.add_metric([t, a, tel.name, tool, kind], n)
-        families: list[Metric] = [*counters, sim, lat, applied, comparisons, drifted_fam, drift]
+        trips = GaugeMetricFamily(mn.TRIPS_APPLIED.family, mn.TRIPS_APPLIED.help,
+                                  labels=list(mn.TRIPS_APPLIED.labels))
+        trip_errors = _counter(mn.TRIP_POLL_ERRORS)
+        for tel in sorted(self._members, key=lambda t: t.name):
+            trips.add_metric([tel.name], tel.trips_applied)
+            trip_errors.add_metric([tel.name], tel.trip_poll_errors)
+        families: list[Metric] = [*counters, sim, lat, applied, comparisons, drifted_fam, drift,
+                                  trips, trip_errors]
         return iter(families)
 
 
@@ -407,6 +421,9 @@ def _families() -> list[Metric]:
     out += [_summary(mn.SEMANTIC_SIMILARITY), _summary(mn.REQUEST_DURATION)]
     out += [_counter(m) for m in (mn.COERCIONS_APPLIED, mn.SHADOW_COMPARISONS,
                                   mn.SHADOW_DRIFTED, mn.SHADOW_DRIFT)]
+    out += [GaugeMetricFamily(mn.TRIPS_APPLIED.family, mn.TRIPS_APPLIED.help,
+                              labels=list(mn.TRIPS_APPLIED.labels)),
+            _counter(mn.TRIP_POLL_ERRORS)]
     return out
 
 
