@@ -152,3 +152,28 @@ def test_a_failed_re_ask_on_stable_is_a_502_never_the_invalid_call(
         run(hook.async_post_call_success_hook(data, ACME, invalid))
     assert info.value.status_code == 502
     assert info.value.detail["error"]["code"] == "modelpin_fallback_failed"
+
+
+def test_the_proxy_handler_is_built_from_callback_settings_with_a_trust_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import litellm
+
+    from modelpin.integrations.litellm import from_proxy_config
+    from tests.router.test_root_chain import Repo
+
+    site = tmp_path / "site"
+    site.mkdir()
+    repo = Repo(site)
+    repo.publish_root()
+    write_atomically(repo.table_file, envelope(fleet(3), repo.table_keys))
+    monkeypatch.setattr(litellm, "callback_settings", {"modelpin": {
+        "table": str(repo.table_file), "root": "os.environ/ROOT_FILE",
+        "state_file": str(tmp_path / "state.json")}})
+    hook = from_proxy_config({"ROOT_FILE": str(site / "1.root.json")})
+    try:
+        assert hook.router.status().serial == 3
+        out = run(hook.async_pre_call_hook(BETA, None, request(), "acompletion"))
+        assert out["model"] == STABLE
+    finally:
+        hook.router.stop()

@@ -105,3 +105,11 @@ def test_session_of_takes_the_first_source_that_has_one() -> None:
     digest = session_of(sources, {"x-session-id": long}, None)
     assert digest is not None and digest.startswith("sha256:") and len(digest) == 71
     assert digest != session_of(sources, {"x-session-id": long + "y"}, None)
+
+
+def test_a_trust_root_or_trusted_keys_never_both() -> None:
+    s = parse_settings({"table": "t", "root": "/etc/modelpin/root.json"}, {})
+    assert s.root == "/etc/modelpin/root.json" and s.trusted_keys == ()
+    assert "either root (a signed trust root) or trusted_keys, not both" in problems(
+        {**GOOD, "root": "/r.json"})
+    assert "(or give root: the path of a signed trust root)" in problems({"table": "t"})

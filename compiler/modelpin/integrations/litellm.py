@@ -87,10 +87,12 @@ def from_proxy_config(environ: Mapping[str, str] | None = None) -> ModelpinHook:
     store = None
     if settings.redis_url is not None:
         store = RedisSessionStore.from_url(settings.redis_url)
+    trust: dict[str, Any] = (
+        {"root": settings.root} if settings.root is not None
+        else {"trusted": list(settings.trusted_keys), "threshold": settings.threshold})
     router = Router(
         settings.table,
-        list(settings.trusted_keys),
-        threshold=settings.threshold,
+        **trust,
         state_file=settings.state_file,
         session_store=store,
         stale_policy=settings.stale_policy,

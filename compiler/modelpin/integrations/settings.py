@@ -30,7 +30,7 @@ MissingSession = Literal["stable", "reject"]
 UnknownAlias = Literal["reject", "pass"]
 
 _KEYS: Final = frozenset({
-    "table", "trusted_keys", "threshold", "state_file", "redis_url", "poll_interval",
+    "table", "trusted_keys", "threshold", "root", "state_file", "redis_url", "poll_interval",
     "tenant_from", "session_from", "missing_session", "unknown_alias",
     "shadow_max_in_flight", "shadow_timeout", "stale_policy", "metrics_address",
 })
@@ -49,8 +49,9 @@ class HookConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class HookSettings:
     table: str
-    trusted_keys: tuple[str, ...]
+    trusted_keys: tuple[str, ...] = ()
     threshold: int = 1
+    root: str | None = None
     state_file: str | None = None
     redis_url: str | None = None
     poll_interval: float = 5.0
@@ -119,8 +120,14 @@ def parse_settings(raw: object, environ: Mapping[str, str]) -> HookSettings:
     table = text("table", raw.get("table")) or ""
     keys_raw = raw.get("trusted_keys")
     keys: list[str] = []
-    if not isinstance(keys_raw, list) or not keys_raw:
-        bad("trusted_keys", "must be a non-empty list of base64 Ed25519 public keys")
+    root = text("root", raw["root"]) if "root" in raw else None
+    if "root" in raw and "trusted_keys" in raw:
+        bad("root", "give either root (a signed trust root) or trusted_keys, not both")
+    elif "root" in raw:
+        pass
+    elif not isinstance(keys_raw, list) or not keys_raw:
+        bad("trusted_keys", "must be a non-empty list of base64 Ed25519 public keys "
+            "(or give root: the path of a signed trust root)")
     else:
         for i, k in enumerate(keys_raw):
             value = text(f"trusted_keys[{i}]", k)
@@ -165,6 +172,7 @@ def parse_settings(raw: object, environ: Mapping[str, str]) -> HookSettings:
         table=table,
         trusted_keys=tuple(keys),
         threshold=threshold,
+        root=root,
         state_file=state_file,
         redis_url=redis_url,
         poll_interval=number("poll_interval", 5.0, integer=False, minimum=0.1),
