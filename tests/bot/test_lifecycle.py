@@ -189,6 +189,16 @@ def test_lifecycle_proposes_a_regroup_after_two_rollbacks_on_main(
         del doc["aliases"]["primary"]["rollout"]
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         commit_all(repo, "clear the rollout", date=f"{day}T03:00:00Z")
+    # While the rollbacks are on record (SPEC 2.1 rule 7) a group change would clear the
+    # candidate downstream of early: check refuses it, so the bot proposes nothing.
+    assert main(["lifecycle", "--repo", str(repo), "--now", NOW, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "REFUSED by check: [MP124] group changed early -> standard" in out
+    assert "+group: standard" not in out
+    doc = yaml.safe_load(path.read_text())
+    doc["aliases"]["primary"]["cleared_rollbacks"] = [NEW]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    commit_all(repo, "a human clears the record", date="2026-03-02T00:00:00Z")
     assert main(["lifecycle", "--repo", str(repo), "--now", NOW, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "REGROUP      e1: 2 rollbacks in the last 180 days (latest 2026-03-01): move from " \

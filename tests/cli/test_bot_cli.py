@@ -128,3 +128,27 @@ def test_missing_telemetry_file_is_a_usage_error(
     code = main(["bot", "--repo", str(repo), "--telemetry", str(repo / "nope.json")])
     assert code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_rollback_on_record_upstream_stops_the_advance(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPEC 2.1 rule 7: a pioneer rolled back from V, then acknowledged (the rollout
+    removed), stays on record in main's history: the bot proposes no advance of V in a
+    downstream group, as ``check`` would refuse it."""
+    spec = _spec()
+    spec.add(tenant("p2", group="pioneers", rollout={
+        "candidate": "gpt-5-2026-03-14", "stage": "rolled-back", "since": SINCE,
+        "reason": "tool calls broke"}))
+    spec.write(repo)
+    commit_all(repo, "p2: roll back", date=NOW)
+    spec.add(tenant("p2", group="pioneers"))
+    spec.write(repo)
+    commit_all(repo, "p2: acknowledge the rollback", date=NOW)
+    git(repo, "push", "-q", "origin", "main")
+    assert _bot(repo, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "ADVANCE   e1/primary" not in out
+    assert "HOLD      e1/primary (canary 10) -> canary 100%" in out
+    assert "tenant p2 rolled back from it" in out
+    assert "ROLLBACK  e2/primary (canary 10)" in out, "rollbacks are never blocked"

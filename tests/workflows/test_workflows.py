@@ -116,6 +116,32 @@ def test_the_pr_gate_runs_validate_check_and_plan() -> None:
     assert names == ["validate", "plan", "check"]
 
 
+def test_the_pr_gate_never_runs_the_pull_requests_code() -> None:
+    """Red-team row ``workflow/pr-edits-its-own-judge`` (SPEC 2.1): with ``pull_request``
+    GitHub runs the PR's copy of this workflow and ``pip install .`` installs the PR's
+    modelpin, so a PR could rewrite the gate. The gate runs as the base has it, checks out
+    and installs the base commit, and reads the PR only as a fetched ref."""
+    doc = _load(_workflow("pull-request.yml"))
+    triggers = doc.get("on", doc.get(True))
+    assert set(triggers) == {"pull_request_target"}, triggers
+    [job] = doc["jobs"].values()
+    steps = job["steps"]
+    checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert len(checkouts) == 1
+    assert checkouts[0]["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    install = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
+    fetch = [i for i, s in enumerate(steps) if "refs/pull/" in s.get("run", "")]
+    assert install and fetch and "git checkout" not in str(steps)
+    assert "--no-tags" in steps[fetch[0]]["run"]
+    for argv in _commands(_workflow("pull-request.yml")):
+        assert "HEAD" not in argv, argv  # the PR is named by its fetched ref
+        if argv[0] in ("check", "plan"):
+            assert argv[argv.index("--base") + 1] == "$BASE_SHA", argv
+            assert argv[argv.index("--head") + 1] == "refs/modelpin/pr", argv
+        else:
+            assert argv[argv.index("--rev") + 1] == "refs/modelpin/pr", argv
+
+
 def test_the_bets_workflow_runs_every_new_version_and_opens_one_pr() -> None:
     path = _workflow("bets.yml")
     assert [argv[:2] for argv in _commands(path)] == [["bets", "run"]]

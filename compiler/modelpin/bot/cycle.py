@@ -194,7 +194,7 @@ def judge_edit(
         tenant = Tenant.model_validate(yaml.safe_load(new_text))
     except (yaml.YAMLError, ValueError) as exc:
         return "", (Reason("MP100", f"the edited tenant file does not validate: {exc}", ()),)
-    head = FleetContext.build(_with_tenant(ctx.fleet, tenant))
+    head = FleetContext.build(_with_tenant(ctx.fleet, tenant), ctx.records)
     changes = judge_tenant(ctx, head, tenant_id, base_time=now, now=now)
     plan = build_plan(ctx, head, changes, now=now, base_label="main", head_label="proposal")
     reasons = tuple(r for c in changes for r in c.reasons)

@@ -50,6 +50,7 @@ from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.bot.proposals import publish
 from modelpin.bot.telemetry import TelemetryError
 from modelpin.load.fleet import load_fleet
+from modelpin.load.history import records_at
 from modelpin.load.tree import GitTree
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext
@@ -190,7 +191,9 @@ class Guard:
         signals = result.signals
         if self.options.window is not None:
             signals = signals.model_copy(update={"window": self.options.window})
-        self._ctx = FleetContext.build(result.fleet)
+        # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream.
+        self._ctx = FleetContext.build(result.fleet,
+                                       records_at(self.options.repo, base, result.fleet))
         self._signals = signals
         self._base = base
         log.info("guard: judging main %s", base[:12])

@@ -32,6 +32,7 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
+from modelpin.load.history import records_at
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext
 
@@ -176,9 +177,11 @@ def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bo
         return (root / path).read_text(encoding="utf-8")
 
     previous = git_adapter.branch_text if git_adapter is not None and not preview else None
-    cycle = run_cycle(read_text, FleetContext.build(result.fleet), result.signals, source,
-                      now, only=tenants, previous_text=previous,
-                      looks="fixed" if looks == "fixed" else "sequential")
+    # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream.
+    records = records_at(root, base or "HEAD", result.fleet)
+    ctx = FleetContext.build(result.fleet, records)
+    cycle = run_cycle(read_text, ctx, result.signals, source, now, only=tenants,
+                      previous_text=previous, looks="fixed" if looks == "fixed" else "sequential")
     for problem in cycle.general:
         click.echo(f"PROBLEM   {problem}")
     for candidate in cycle.candidates:

@@ -40,6 +40,7 @@ from modelpin.cli.common import (
     parse_time,
     repo_option,
 )
+from modelpin.load.history import records_at
 from modelpin.rollout.reason import Reason
 from modelpin.rollout.transitions import FleetContext
 
@@ -78,8 +79,8 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
         click.echo("the fleet is invalid: fix it first", err=True)
         return EXIT_INVALID
     fleet = result.fleet
-    ctx = FleetContext.build(fleet)
     rev = base or "HEAD"
+    ctx = FleetContext.build(fleet, records_at(root, rev, fleet))
     model_files = {m: fleet.paths.get(f"model:{m}", f"model_versions/{m}.yaml")
                    for m in fleet.models}
     drift: list[LifecycleItem] = []

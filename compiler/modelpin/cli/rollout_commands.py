@@ -33,10 +33,10 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
-from modelpin.cli.history import open_records, pin_history, rollback_history
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
+from modelpin.load.history import StageKey, pin_history, records_at, stages_published
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -161,16 +161,19 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
                          {"head": head_tree.commit, "valid": False})
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
     base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
-    records = open_records(rollback_history(root, base_tree.commit), base_fleet)
+    records = records_at(root, base_tree.commit, base_fleet)
     base = FleetContext.build(base_fleet, records)
     # Evidence and approvals count only as the BASE's trust lists say (SPEC 2.1 rules 3, 4).
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
                               records)
     changes: list[Change] = []
-    for tenant_id in changed_tenants(base.fleet, head.fleet):
+    changed = changed_tenants(base.fleet, head.fleet)
+    entered = _stages_entered(root, base_tree, base, head, changed)
+    for tenant_id in changed:
         history = _history_for(root, base_tree, base, head, tenant_id)
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
-                                now=now, previous_pins=history)
+                                now=now, previous_pins=history,
+                                entered=entered.get(tenant_id, {}))
     # Evidence added or changed by the change but not counted: a violation on its file,
     # even when no transition uses it (once: a transition may have said it already).
     said = {(r.file, r.code, r.message) for c in changes for r in c.reasons if r.file}
@@ -183,6 +186,31 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
                          head_signals=head_result.signals)
     return _Judged(base, head, base_result, head_result, changes, now, base_tree, head_tree,
                    shown)
+
+
+def _stages_entered(root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext,
+                    changed: list[str]) -> dict[str, dict[str, datetime]]:
+    """Per changed tenant and in-flight alias that the change moves: when its base stage
+    was published on the base's first-parent history (the soak and shadow clocks start
+    there, not at an author-written ``since``: SPEC 2.1 rule 5)."""
+    wanted: dict[tuple[str, str], StageKey] = {}
+    owner: dict[str, str] = {}
+    for tenant_id in changed:
+        old, new = base.fleet.tenants.get(tenant_id), head.fleet.tenants.get(tenant_id)
+        if old is None or new is None:
+            continue
+        path = base.fleet.tenant_path(tenant_id)
+        owner[path] = tenant_id
+        for name, alias in old.aliases.items():
+            rollout = alias.rollout
+            if rollout is None or rollout.stage == "rolled-back" or new.aliases.get(name) == alias:
+                continue
+            percent = None if rollout.percent is None else float(rollout.percent)
+            wanted[(path, name)] = (rollout.stage, rollout.candidate, percent)
+    out: dict[str, dict[str, datetime]] = {}
+    for (path, name), at in stages_published(root, base_tree.commit, wanted).items():
+        out.setdefault(owner[path], {})[name] = at
+    return out
 
 
 def _history_for(
@@ -293,8 +321,7 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
         return EXIT_INVALID
     history_rev = rev or ("HEAD" if (root / ".git").exists() else None)
-    records = (open_records(rollback_history(root, history_rev), result.fleet)
-               if history_rev else {})
+    records = records_at(root, history_rev, result.fleet) if history_rev else {}
     ctx = FleetContext.build(result.fleet, records)
     found = ctx.fleet.tenants.get(tenant)
     if found is None:

@@ -166,6 +166,7 @@ class GitTree:
         self.repo = Path(self.repo)
         if not self.label:
             self.label = self.rev
+        self._refuse_ambiguous_name()
         out = self._git("rev-parse", "--verify", "--quiet", f"{self.rev}^{{commit}}")
         if not out.strip():
             raise TreeError(f"unknown git revision {self.rev!r} in {self.repo}")
@@ -186,6 +187,32 @@ class GitTree:
             else:
                 self._refused.append(Refused(path, GIT_MODES.get(mode, f"a git {kind}")))
         self._refused.sort()
+
+    def _refuse_ambiguous_name(self) -> None:
+        """A short ref name that several refs answer to (a tag ``main`` beside the branch
+        ``main``, a branch ``origin/main`` beside the remote-tracking ref) is refused:
+        git would pick the tag, so whoever can push a tag would choose the base the gate
+        judges by (SPEC 2.1 rule 1)."""
+        name = self.rev
+        for mark in "^~:@":
+            name = name.split(mark, 1)[0]
+        if not name or name.startswith("refs/") or name.startswith("-"):
+            return
+        spelled = [f"refs/{name}", f"refs/tags/{name}", f"refs/heads/{name}",
+                   f"refs/remotes/{name}", f"refs/remotes/{name}/HEAD"]
+        listing = self._git("for-each-ref", "--format=%(refname) %(objectname) %(*objectname)",
+                            *spelled)
+        commits: dict[str, str] = {}
+        for line in listing.splitlines():
+            ref, _, objects = line.partition(" ")
+            if ref in spelled:
+                peeled = objects.split()
+                commits[ref] = peeled[-1] if peeled else ""
+        if len(set(commits.values())) > 1:
+            raise TreeError(
+                f"revision {name!r} is ambiguous: {', '.join(sorted(commits))} point to "
+                "different commits; name the ref in full (e.g. refs/heads/main or "
+                "refs/remotes/origin/main)")
 
     def _git(self, *args: str) -> str:
         try:

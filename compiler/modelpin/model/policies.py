@@ -64,7 +64,8 @@ class RolloutGroup(StrictModel):
 class RolloutPolicy(StrictModel):
     groups: dict[Identifier, RolloutGroup] = Field(min_length=1, json_schema_extra=IDS_ONLY)
     evidence_max_age: Duration = timedelta(days=30)
-    sunset_warning_days: int = Field(default=60, ge=0)
+    # At most 100 years: ``today + sunset_warning_days`` must stay a date (plan, bot).
+    sunset_warning_days: int = Field(default=60, ge=0, le=36500)
 
 
 class TrustedKey(StrictModel):

@@ -18,7 +18,7 @@ from datetime import datetime
 from modelpin.model.fleet import Fleet
 from modelpin.model.tenant import Alias, Tenant, format_time
 from modelpin.rollout import gates
-from modelpin.rollout.reason import Reason, alias_path, rollout_path
+from modelpin.rollout.reason import ModelPath, Reason, alias_path, rollout_path
 from modelpin.rollout.state import AliasState, format_percent
 from modelpin.rollout.table import BY_KIND, between
 from modelpin.rollout.transitions import (
@@ -71,9 +71,11 @@ def judge_tenant(
     base_time: datetime,
     now: datetime,
     previous_pins: Mapping[str, Collection[str]] | None = None,
+    entered: Mapping[str, datetime] | None = None,
 ) -> list[Change]:
     """Every change of one tenant between base and head. ``previous_pins`` maps an alias
-    to the pins it had before its base pin (from history; the caller reads git)."""
+    to the pins it had before its base pin, ``entered`` an in-flight alias to when its
+    base stage was published (both from history; the caller reads git)."""
     old = base.fleet.tenants.get(tenant_id)
     new = head.fleet.tenants.get(tenant_id)
     history = previous_pins or {}
@@ -88,6 +90,7 @@ def judge_tenant(
                 ("group",),
             )
             changes.append(Change(tenant_id, None, None, None, None, (reason,)))
+    changes += _record_escapes(base, tenant_id, old, new)
     names = sorted({*(old.aliases if old else {}), *(new.aliases if new else {})})
     for name in names:
         before = old.aliases.get(name) if old else None
@@ -103,9 +106,44 @@ def judge_tenant(
                 base_time=base_time,
                 now=now,
                 previous_pins=history.get(name, ()),
+                entered_at=(entered or {}).get(name),
             )
         )
     return changes
+
+
+def _record_escapes(base: FleetContext, tenant_id: str, old: Tenant | None,
+                    new: Tenant | None) -> list[Change]:
+    """SPEC 2.1 rule 7: a rollback on record keeps its version uncleared downstream of
+    the tenant's group until a human clears it. Moving the tenant to another group, or
+    deleting it (or the alias), would lift the record without that clearance: refused
+    while the record is open (``cleared_rollbacks`` first, in its own change)."""
+    if old is None:
+        return []
+    out = []
+    for name in sorted(old.aliases):
+        on_record = sorted(base.records.get((tenant_id, name), ()))
+        if not on_record:
+            continue
+        if new is not None and name in new.aliases and new.group == old.group:
+            continue
+        path: ModelPath
+        if new is None:
+            what, path = f"tenant {tenant_id} deleted", ()
+        elif name not in new.aliases:
+            what, path = f"alias {name} removed", alias_path(name)
+        else:
+            what, path = f"group changed {old.group} -> {new.group}", ("group",)
+        out.append(Change(tenant_id, name, None, None, None, (Reason(
+            "MP124",
+            f"{what} while {tenant_id}/{name} has a rollback of {', '.join(on_record)} on "
+            f"record: that would clear it downstream of group {old.group} without a human "
+            "clearing the record",
+            path,
+            hint=f"first clear the record (cleared_rollbacks: [{on_record[0]}] on the "
+            "alias) in its own change; once merged, move or remove the tenant",
+        ),)))
+    return out
 
 
 def judge_change(
@@ -117,6 +155,7 @@ def judge_change(
     base_time: datetime,
     now: datetime,
     previous_pins: Collection[str] = (),
+    entered_at: datetime | None = None,
 ) -> Change:
     """Judge one alias's change from its base state to its head state."""
     old_tenant = base.fleet.tenants.get(tenant_id)
@@ -165,6 +204,7 @@ def judge_change(
             and (old_tenant is None or old_tenant.override_allowed),
             override_in_head=new_tenant.override_allowed,
             base_time=base_time,
+            entered_at=entered_at,
         )
         verdicts.append(_classify(facts, alias_name, old, new, base_time))
         judged.append(facts)

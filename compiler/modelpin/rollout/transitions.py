@@ -163,6 +163,9 @@ class Facts:
     override: bool = False
     override_in_head: bool = False
     base_time: datetime | None = None
+    entered_at: datetime | None = None
+    """When the base stage was published (first-parent history), when known: the soak
+    and shadow clocks run from the later of it and the base ``since``."""
 
 
 def allowed_transitions(
@@ -323,12 +326,22 @@ def _rollback_record(m: _Move) -> list[Reason]:
     )]
 
 
+def _clock_start(m: _Move) -> datetime | None:
+    """A stage's clock starts when it was entered: its ``since``, but never before it was
+    published on main (an author may write a ``since`` as old as a days-old base commit;
+    SPEC 2.1 rule 5)."""
+    since, published = m.current.since, m.j.entered_at
+    if since is None or published is None:
+        return since
+    return max(since, published)
+
+
 def _shadow_time(m: _Move) -> list[Reason]:
-    return gates.clock_gate("shadow", m.current.since, m.j.now, m.j.group.shadow, m.path)
+    return gates.clock_gate("shadow", _clock_start(m), m.j.now, m.j.group.shadow, m.path)
 
 
 def _soak(m: _Move) -> list[Reason]:
-    return gates.clock_gate("soak", m.current.since, m.j.now, m.j.group.soak, m.path)
+    return gates.clock_gate("soak", _clock_start(m), m.j.now, m.j.group.soak, m.path)
 
 
 def _evidence(m: _Move) -> list[Reason]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 HISTORY_DEPTH = 200
 """Commits of a tenant file searched for earlier pins (the revert rule)."""
+
+
+ROLLBACK_LINES = r"rolled-back|[\\*]"
+"""A changed line that may make a stage ``rolled-back`` (git extended regex): the plain
+text, or a line YAML could spell it on without that text: a double-quoted escape
+(``"rolled\x2dback"``) or an alias of an anchor set in an earlier commit (``*stage``).
+A superset is safe: a matching commit is only read and parsed."""
 
 
 def _blobs(repo: Path, pairs: list[str]) -> Iterator[bytes | None]:
@@ -59,6 +67,69 @@ def _aliases(body: bytes | None) -> tuple[str | None, Mapping[str, Any]]:
             aliases if isinstance(aliases, dict) else {})
 
 
+StageKey = tuple[object, object, object]
+"""(stage, candidate, percent) of an alias's rollout: what "the same stage" means."""
+
+
+def stage_key(alias: object) -> StageKey | None:
+    """The stage an alias (a raw YAML mapping) is in, or None when it has no rollout."""
+    rollout = alias.get("rollout") if isinstance(alias, dict) else None
+    if not isinstance(rollout, dict):
+        return None
+    percent = rollout.get("percent")
+    if isinstance(percent, (int, float)) and not isinstance(percent, bool):
+        percent = float(percent)
+    return rollout.get("stage"), rollout.get("candidate"), percent
+
+
+def stages_published(repo: Path, rev: str,
+                     wanted: Mapping[tuple[str, str], StageKey]) -> dict[tuple[str, str], datetime]:
+    """When each (tenant file, alias) entered the stage it has at ``rev``, as published:
+    the commit time of the oldest first-parent commit of an unbroken run, ending at
+    ``rev``, in which the alias is in that stage (SPEC 2.1 rules 5, 6).
+
+    A ``since`` is written by the change's author and may be as old as the base commit,
+    which on a quiet repository is days before the change merges; the merge into main
+    is when the stage really began. Capped at ``HISTORY_DEPTH`` commits: beyond that the
+    oldest commit seen is the answer (later, so never a shorter clock)."""
+    if not wanted:
+        return {}
+    paths = sorted({path for path, _ in wanted})
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--first-parent", f"-{HISTORY_DEPTH}",
+         "--format=%x00%H %ct %P", "--name-only", rev, "--", *paths],
+        capture_output=True, text=True, check=False,
+    )
+    if log.returncode != 0:
+        return {}
+    pairs: list[str] = []
+    times: list[tuple[int | None, str]] = []
+    for record in log.stdout.split("\0")[1:]:
+        lines = record.strip().splitlines()
+        if not lines:
+            continue
+        commit, stamp, *parents = lines[0].split()
+        for name in lines[1:]:
+            if name in paths:
+                pairs.append(f"{commit}:{name}")
+                # The repository's first commit imports the fleet as it already was: its
+                # stages were entered before, at their ``since``, not published by it.
+                times.append((int(stamp) if parents else None, name))
+    found: dict[tuple[str, str], int | None] = {}
+    broken: set[tuple[str, str]] = set()
+    for (when, path), body in zip(times, _blobs(repo, pairs), strict=True):
+        aliases = _aliases(body)[1]
+        for (where, name), key in wanted.items():
+            if where != path or (where, name) in broken:
+                continue
+            if stage_key(aliases.get(name)) == key:
+                found[(where, name)] = when
+            else:
+                broken.add((where, name))
+    return {key: datetime.fromtimestamp(when, tz=UTC)
+            for key, when in found.items() if when is not None}
+
+
 def pin_history(repo: Path, rev: str, path: str) -> dict[str, set[str]]:
     """Per alias, every pin ``path`` had in the first-parent history of ``rev`` (newest
     first, capped at ``HISTORY_DEPTH`` commits)."""
@@ -86,10 +157,10 @@ listed the candidate in ``cleared_rollbacks`` (a clearance older than the rollba
 def rollback_history(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen:
     """Every rollback in the first-parent history of ``rev``: the tenant file versions
     in which an alias is ``rolled-back``, found with ``git log -G`` (only commits whose
-    diff adds or removes a ``rolled-back`` line are read)."""
+    diff adds or removes a line that could spell it are read: ``ROLLBACK_LINES``)."""
     log = subprocess.run(
         ["git", "-C", str(repo), "log", "--first-parent", "--format=%H", "--name-only",
-         "-Grolled-back", rev, "--", folder],
+         f"-G{ROLLBACK_LINES}", rev, "--", folder],
         capture_output=True, text=True, check=False,
     )
     if log.returncode != 0:
@@ -134,3 +205,10 @@ def open_records(seen: RollbackSeen, base: Fleet) -> dict[tuple[str, str], set[s
                 continue
             records.setdefault((tenant_id, alias_name), set()).add(candidate)
     return records
+
+
+def records_at(repo: Path, rev: str, fleet: Fleet) -> dict[tuple[str, str], set[str]]:
+    """The rollbacks on record for ``fleet`` read at ``rev``: what every judge of a
+    rollout (check, explain, the bot, the guard, lifecycle) passes to ``FleetContext``. Outside a
+    git repository there is no published history: no records."""
+    return open_records(rollback_history(repo, rev), fleet)
