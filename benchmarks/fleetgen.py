@@ -5,8 +5,10 @@ trees. Tenants are spread over the four rollout groups with 1-3 aliases each (ch
 embedding), tool schemas on about a third, freezes and structured-error policies on a
 few, and rollouts at every stage: shadow, canary at each ladder step (with manual
 approvals in the conservative group), paused, rolled-back, and plain pins. Every rollout
-in flight has a passing BETS evidence file. The tree validates with no errors and no
-warnings at ``NOW``.
+in flight has passing BETS evidence, signed (a DSSE envelope, ``.dsse.json``) by an
+evaluator key derived from the seed and listed in ``policies/evaluators.yaml``, so the gate
+(``check``) accepts it as it would a real evaluator's. The tree validates with no errors
+and no warnings at ``NOW``.
 
 Usage::
 
@@ -16,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -26,6 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelpin import attestation, signing
+from modelpin.load.layout import EVALUATORS, SIGNED_EVIDENCE_SUFFIX
 
 NOW = "2026-11-22T00:00:00Z"
 """The time every benchmark evaluates at (``--now``)."""
@@ -280,8 +288,14 @@ def tenant_yaml(t: TenantSpec) -> str:
     return "\n".join(out) + "\n"
 
 
+def evaluator_key(seed: int) -> Ed25519PrivateKey:
+    """The fleet's BETS evaluator key: deterministic for a seed (benchmark data only)."""
+    digest = hashlib.sha256(f"modelpin-benchmark-evaluator:{seed}".encode()).digest()
+    return Ed25519PrivateKey.from_private_bytes(digest)
+
+
 def evidence_docs(t: TenantSpec) -> list[tuple[str, dict[str, Any]]]:
-    """(path, document) of the BETS evidence of every rollout in flight."""
+    """(path, BETS result) of the evidence of every rollout in flight (unsigned)."""
     docs = []
     min_rate, min_cases = GROUPS[t.group]["bets"]
     for a in t.aliases:
@@ -292,7 +306,7 @@ def evidence_docs(t: TenantSpec) -> list[tuple[str, dict[str, Any]]]:
         provider = MODELS[a.pin]["provider"]
         failures = [{"case": f"c-{k:04d}", "kind": "tool-call-schema",
                      "detail": "argument 'status' missing"} for k in range(cases - passed)][:3]
-        docs.append((f"evidence/{t.id}/{a.name}/{a.candidate}.json", {
+        docs.append((f"evidence/{t.id}/{a.name}/{a.candidate}{SIGNED_EVIDENCE_SUFFIX}", {
             "tenant": t.id, "alias": a.name, "baseline": a.pin, "candidate": a.candidate,
             "suite": {"id": t.suite[0], "version": t.suite[1]},
             "judge": JUDGE[provider] if a.kind == "chat" else "claude-4-20260201",
@@ -310,13 +324,26 @@ def _group_line(name: str, spec: dict[str, Any]) -> str:
             f"bets: {{min_pass_rate: {rate}, min_cases: {cases}}}}}")
 
 
-def policy_files() -> dict[str, str]:
+def signed_evidence(t: TenantSpec, key: Ed25519PrivateKey) -> list[tuple[str, bytes]]:
+    """(path, ``.dsse.json`` bytes) of every rollout in flight, signed with ``key``."""
+    return [(rel, attestation.sign(doc, [key])) for rel, doc in evidence_docs(t)]
+
+
+def evaluators_yaml(seed: int) -> str:
+    public = signing.public_key_b64(evaluator_key(seed).public_key())
+    return ("# Benchmark evaluator: its private key is derived from the fleet's seed "
+            "(benchmarks/fleetgen.py), never trust it.\nthreshold: 1\nkeys:\n"
+            f'  - {{name: benchmark-bets, public_key: "{public}"}}\n')
+
+
+def policy_files(seed: int = 7) -> dict[str, str]:
     groups = "\n".join(_group_line(n, s) for n, s in GROUPS.items())
     files = {
         "policies/rollout-groups.yaml": "# Rollout groups (generated benchmark fleet)\n"
         f"groups:\n{groups}\nevidence_max_age: 30d\nsunset_warning_days: 60\n",
         "policies/artifact.yaml": "ttl: 7d\ndrain_seconds: 300\nthreshold: 1\n"
         "trusted_keys: []\n",
+        EVALUATORS: evaluators_yaml(seed),
     }
     signals = Path(__file__).resolve().parents[1] / "policies" / "signals.yaml"
     if signals.is_file():
@@ -343,20 +370,21 @@ def write(fleet: Fleet, root: Path) -> Path:
         shutil.rmtree(root / top, ignore_errors=True)
     for top in ("policies", "model_versions", "tenants", "evidence"):
         (root / top).mkdir(parents=True)
-    for rel, text in policy_files().items():
+    for rel, text in policy_files(fleet.seed).items():
         (root / rel).write_text(text, encoding="utf-8")
+    key = evaluator_key(fleet.seed)
     made: set[str] = set()
     tdir = str(root / "tenants")
     for t in fleet.tenants:
         with open(os.path.join(tdir, f"{t.id}.yaml"), "w", encoding="utf-8") as fh:
             fh.write(tenant_yaml(t))
-        for rel, doc in evidence_docs(t):
+        for rel, blob in signed_evidence(t, key):
             parent = os.path.join(str(root), os.path.dirname(rel))
             if parent not in made:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
-            with open(os.path.join(str(root), rel), "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(doc, indent=2) + "\n")
+            with open(os.path.join(str(root), rel), "wb") as fh:
+                fh.write(blob)
     return root
 
 
@@ -364,8 +392,10 @@ def change_tenants(fleet: Fleet, root: Path, count: int, since: str = NOW) -> li
     """Rewrite ``count`` tenants with allowed transitions; returns their ids.
 
     Transitions allowed whatever the clock and upstream state: a pinned alias starts a
-    shadow (compatible verdict, not frozen), a canary pauses at its step.
+    shadow (compatible verdict, not frozen), a canary pauses at its step. The new
+    evidence is signed with the fleet's evaluator key, trusted as of the base.
     """
+    key = evaluator_key(fleet.seed)
     changed: list[str] = []
     step = max(1, len(fleet.tenants) // max(count, 1))
     for t in fleet.tenants[::step]:
@@ -385,10 +415,10 @@ def change_tenants(fleet: Fleet, root: Path, count: int, since: str = NOW) -> li
         else:
             continue
         (Path(root) / "tenants" / f"{t.id}.yaml").write_text(tenant_yaml(t), encoding="utf-8")
-        for rel, doc in evidence_docs(t):
+        for rel, blob in signed_evidence(t, key):
             path = Path(root) / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            path.write_bytes(blob)
         changed.append(t.id)
     return changed
 

@@ -26,6 +26,9 @@ from modelpin.model.signals import SignalsPolicy
 from .conftest import TELEMETRY
 
 CASES = ["clean", "regression", "coercion-3pct", "too-few-samples", "noisy"]
+EVAL_AFTER = 30
+"""The queries are evaluated this many seconds after the recorded samples."""
+SHADOW_CASES = ["shadow-clean", "shadow-drift", "shadow-few"]
 ALIAS = "primary-reasoning"
 COUNTERS = {
     "requests": "modelpin_requests",
@@ -35,6 +38,8 @@ COUNTERS = {
     "tasks_completed": "modelpin_tasks_completed",
     "coercions": "modelpin_coercions",
     "downstream_errors": "modelpin_downstream_errors",
+    "shadow_comparisons": "modelpin_shadow_comparisons",
+    "shadow_drifted": "modelpin_shadow_drifted",
 }
 SIMILARITY = {"mean": "modelpin_similarity_mean", "std": "modelpin_similarity_std",
               "count": "modelpin_similarity_count"}  # fmt: skip
@@ -55,19 +60,37 @@ def _openmetrics(at: int) -> str:
     """Every case as gauges: tenant = case name, one sample per series at ``at``."""
     lines: list[str] = []
     series: dict[str, list[str]] = {}
-    for case in CASES:
+    for case in [*CASES, *SHADOW_CASES]:
         data = json.loads((TELEMETRY / f"{case}.json").read_text())
         for rec in data["records"]:
             labels = f'tenant="{case}",alias="{ALIAS}",cohort="{rec["cohort"]}"'
             for field, metric in COUNTERS.items():
                 if field in rec:
                     series.setdefault(metric, []).append(f"{metric}{{{labels}}} {rec[field]} {at}")
+            # drift by tool and kind: a real counter (the bot reads it with increase()),
+            # 0 half an hour before the evaluation time, the count at it (no extrapolation)
+            drift, end = "modelpin_shadow_drift_total", at + EVAL_AFTER
+            for row in rec.get("shadow_drift", []):
+                sel = f'tenant="{case}",alias="{ALIAS}",tool="{row["tool"]}",kind="{row["kind"]}"'
+                series.setdefault(drift, []).extend(
+                    [f"{drift}{{{sel}}} 0 {end - 1800}", f"{drift}{{{sel}}} {row['count']} {end}"])
+            if "semantic_similarity" not in rec:
+                continue
             for field, metric in SIMILARITY.items():
                 value = rec["semantic_similarity"][field]
                 series.setdefault(metric, []).append(f"{metric}{{{labels}}} {value} {at}")
     for metric, samples in series.items():
-        lines += [f"# TYPE {metric} gauge", *samples]
+        if metric.endswith("_total"):
+            family = metric.removesuffix("_total")
+            lines += [f"# TYPE {family} counter", *sorted(samples, key=_series_then_time)]
+        else:
+            lines += [f"# TYPE {metric} gauge", *samples]
     return "\n".join([*lines, "# EOF", ""])
+
+
+def _series_then_time(sample: str) -> tuple[str, int]:
+    name, _value, ts = sample.rsplit(" ", 2)
+    return name, int(ts)
 
 
 def _test_policy(shipped: SignalsPolicy) -> SignalsPolicy:
@@ -75,6 +98,10 @@ def _test_policy(shipped: SignalsPolicy) -> SignalsPolicy:
 
     def q(metric: str) -> str:
         sel = 'tenant="{tenant}",alias="{alias}",cohort="{cohort}"'
+        return f"sum(last_over_time({metric}{{{sel}}}[{{window}}]))"
+
+    def shadow_q(metric: str) -> str:  # drift has no cohort label
+        sel = 'tenant="{tenant}",alias="{alias}"'
         return f"sum(last_over_time({metric}{{{sel}}}[{{window}}]))"
 
     queries = {
@@ -85,6 +112,8 @@ def _test_policy(shipped: SignalsPolicy) -> SignalsPolicy:
         "coercion_rate": {"events": q("modelpin_coercions"), "total": q("modelpin_requests")},
         "downstream_error_rate": {"events": q("modelpin_downstream_errors"),
                                   "total": q("modelpin_requests")},
+        "shadow_drift_rate": {"events": shadow_q("modelpin_shadow_drifted"),
+                              "total": shadow_q("modelpin_shadow_comparisons")},
         "semantic_similarity": {"mean": q("modelpin_similarity_mean"),
                                 "std": q("modelpin_similarity_std"),
                                 "count": q("modelpin_similarity_count")},
@@ -145,7 +174,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
                 log = (work / "prometheus.log").read_text()[-2000:]
                 pytest.fail(f"prometheus did not become ready:\n{log}", pytrace=False)
             time.sleep(0.1)
-        yield url, float(at + 30)
+        yield url, float(at + EVAL_AFTER)
     finally:
         proc.terminate()
         try:
@@ -204,12 +233,34 @@ def test_unreachable_server_is_a_clear_error(signals_policy) -> None:
 
 
 def test_all_rollouts_in_one_batch_query_per_template(prometheus, signals_policy) -> None:
-    """Five rollouts, 11 templates: 11 queries (not 110), same observations as one by one."""
+    """Five rollouts, 13 templates and the drift-by-tool query: 14 queries (not 130+),
+    same observations as one by one."""
     url, at = prometheus
     with httpx.Client(base_url=url) as http:
         source = PrometheusTelemetry(http, _test_policy(signals_policy), at=at)
         batch = source.observe_all([(case, ALIAS) for case in CASES])
-        assert source.queries_sent == 11
+        assert source.queries_sent == 14
         assert not batch.problems and not batch.general
         for case in CASES:
             assert batch.rollouts[(case, ALIAS)] == source.observe(case, ALIAS)
+
+
+@pytest.mark.parametrize("case", SHADOW_CASES)
+def test_prometheus_shadow_verdicts_match_the_file(prometheus, signals_policy, case) -> None:
+    url, at = prometheus
+    rollout = RolloutRef(case, ALIAS, "gpt-5-2026-01-10", "gpt-5-2026-03-14", "shadow", None)
+    step = NextStep("canary", 5)
+    from_file = JsonFileTelemetry.from_path(TELEMETRY / f"{case}.json").observe("acme-legal", ALIAS)
+    with httpx.Client(base_url=url) as http:
+        source = PrometheusTelemetry(http, _test_policy(signals_policy), at=at)
+        batch = source.observe_all([(case, ALIAS)])
+    assert not batch.problems and not batch.general
+    from_prom = batch.rollouts[(case, ALIAS)]
+    assert dict(from_prom.canary.signals) == {} and dict(from_prom.stable.signals) == {}
+    assert from_prom.shadow.signals == from_file.shadow.signals
+    assert from_prom.shadow.failures == from_file.shadow.failures  # drift per tool and kind
+    file_p = decide(rollout, signals_policy, from_file, next_step_allowed=True, next_step=step)
+    prom_p = decide(rollout, signals_policy, from_prom, next_step_allowed=True, next_step=step)
+    assert prom_p.kind == file_p.kind == {
+        "shadow-clean": "advance", "shadow-drift": "rollback", "shadow-few": "hold"}[case]
+    assert prom_p.verdicts == file_p.verdicts

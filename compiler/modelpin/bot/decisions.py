@@ -17,6 +17,9 @@ Rules, in order:
    sequence instead (:mod:`modelpin.bot.stats`): valid at every look at once, so a
    loop that looks every few seconds does not trip more often than ``confidence``
    says. A tenant may override a signal's action (``signal_actions`` in its file).
+   A rollout in stage ``shadow`` is judged by the shadow signals only (``stage:
+   shadow`` in the policy, e.g. ``shadow_drift_rate``): the shadow's own rate against
+   ``limit`` (:func:`judge_shadow_signal`); no shadow signal in the policy -> hold.
 2. Per rollout: any fail -> the most severe failing signal's action (rollback > pause >
    escalate); all pass and the rollout engine allows the next step -> advance; anything
    else -> hold, with every reason. Inconclusive data never advances and never rolls back.
@@ -271,6 +274,60 @@ def judge_signal(
     )
 
 
+def judge_shadow_signal(
+    name: SignalName,
+    policy: SignalPolicy,
+    shadow: Observation | None,
+    limit: float,
+    *,
+    action: FailAction | None = None,
+    looks: Looks = "fixed",
+) -> SignalVerdict:
+    """A shadow signal: the shadow's own rate (e.g. drift) against ``limit``.
+
+    Wilson's one-sided interval at the signal's confidence (the confidence-sequence
+    multiplier with ``looks="sequential"``): wholly above the limit fails, wholly
+    below passes, fewer than ``min_samples`` or a straddle is inconclusive. The
+    verdict's ``canary`` is the shadow (there is no stable cohort to compare with).
+    """
+    base = SignalVerdict(
+        signal=name, kind=policy.kind, direction=policy.direction, result="inconclusive",
+        reason="", stable=CohortValue(None, 0), canary=_cohort(shadow),
+        min_samples=policy.min_samples, confidence=policy.confidence,
+        threshold=policy.tolerance, limit=limit, action=action or policy.action,
+    )
+    if shadow is None:
+        return replace(base, reason="no data for shadow")
+    if not isinstance(shadow, RateObservation):
+        raise ValueError(f"{name}: a shadow signal takes a rate observation")
+    if shadow.total < policy.min_samples:
+        return replace(
+            base, reason=f"too few shadow comparisons: {shadow.total} < {policy.min_samples}"
+        )
+    z = NormalDist().inv_cdf(policy.confidence)
+    method = "wilson"
+    if looks == "sequential":
+        z = stats.sequential_multiplier(
+            shadow.total, 1.0 - policy.confidence, SEQUENTIAL_TUNED_AT * policy.min_samples
+        )
+        method += " + confidence-sequence"
+    low, high = stats.wilson(shadow.events, shadow.total, z)
+    rate = shadow.events / shadow.total
+    base = replace(base, regression=rate, interval=(low, high), method=method)
+    at = f"at {policy.confidence:.0%}"
+    if low > limit:
+        return replace(base, result="fail", reason=(
+            f"shadow {_num(rate)} ({shadow.events}/{shadow.total}) is above the maximum "
+            f"{_num(limit)} (at least {_num(low)} {at})"))
+    if high < limit:
+        return replace(base, result="pass", reason=(
+            f"shadow {_num(rate)} ({shadow.events}/{shadow.total}) is below the maximum "
+            f"{_num(limit)} (at most {_num(high)} {at})"))
+    return replace(base, reason=(
+        f"shadow {_num(rate)} ({shadow.events}/{shadow.total}): bounds "
+        f"{_num(low)}..{_num(high)} straddle the maximum {_num(limit)}"))
+
+
 def two_proportion_z(canary: RateObservation, stable: RateObservation) -> float:
     """The classic pooled two-proportion z statistic (canary - stable), for reports."""
     n1, n2 = canary.total, stable.total
@@ -286,8 +343,22 @@ def judge_signals(
     *,
     actions: Mapping[SignalName, FailAction] | None = None,
     looks: Looks = "fixed",
+    stage: str = "canary",
 ) -> tuple[SignalVerdict, ...]:
+    """The verdicts of the signals judged in ``stage``: a rollout in stage ``shadow``
+    is judged by the shadow signals only, any other stage by the canary signals."""
     overrides = actions or {}
+    wanted = "shadow" if stage == "shadow" else "canary"
+    if wanted == "shadow":
+        return tuple(
+            judge_shadow_signal(
+                name, signal, telemetry.shadow.signals.get(name),
+                limit=policy.effective_limit(name) or 0.0,
+                action=overrides.get(name), looks=looks,
+            )
+            for name, signal in policy.signals.items()
+            if signal.stage == "shadow"
+        )
     return tuple(
         judge_signal(
             name,
@@ -299,6 +370,7 @@ def judge_signals(
             looks=looks,
         )
         for name, signal in policy.signals.items()
+        if signal.stage == "canary"
     )
 
 
@@ -322,10 +394,11 @@ def decide(
     ``next_step_allowed`` and ``blocked_reasons`` are its verdict on it. ``actions``
     are the tenant's overrides of the policy's action per signal.
     """
-    verdicts = judge_signals(policy, telemetry, actions=actions, looks=looks)
-    failures = tuple(
-        {"kind": f.kind, "detail": f.detail, "ref": f.ref} for f in telemetry.canary.failures
+    verdicts = judge_signals(
+        policy, telemetry, actions=actions, looks=looks, stage=rollout.stage
     )
+    judged = telemetry.shadow if rollout.stage == "shadow" else telemetry.canary
+    failures = tuple({"kind": f.kind, "detail": f.detail, "ref": f.ref} for f in judged.failures)
 
     def proposal(
         kind: ProposalKind, reasons: Sequence[str], step: NextStep | None = None
@@ -353,6 +426,8 @@ def decide(
         return proposal(action, reasons)
 
     held = [f"{v.signal} inconclusive: {v.reason}" for v in verdicts if v.result != "pass"]
+    if not verdicts:
+        held.append(f"no signal of stage {rollout.stage} in the policy: nothing to judge by")
     if next_step is None:
         held.append("no next step: the rollout is complete or waiting for a human")
     elif not next_step_allowed:

@@ -84,6 +84,8 @@ class RolloutTelemetry:
     source: str
     stable: CohortTelemetry = field(default_factory=lambda: CohortTelemetry({}))
     canary: CohortTelemetry = field(default_factory=lambda: CohortTelemetry({}))
+    shadow: CohortTelemetry = field(default_factory=lambda: CohortTelemetry({}))
+    """The shadow's comparisons with stable (``shadow_drift_rate``), judged in stage shadow."""
 
     def cohort(self, name: Cohort) -> CohortTelemetry:
         return self.stable if name == "stable" else self.canary

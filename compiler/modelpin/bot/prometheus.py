@@ -32,15 +32,17 @@ from modelpin.model.signals import (
     SignalsPolicy,
     render_query,
 )
+from modelpin.router.metric_names import KIND, SHADOW_DRIFT, TOOL
 
 from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
-from .observations import Cohort, CohortTelemetry, Observation, RolloutTelemetry
+from .observations import CohortTelemetry, Observation, RolloutTelemetry
 from .telemetry import (
     COHORTS,
     InvalidObservation,
     RolloutKey,
     TelemetryBatch,
     TelemetryError,
+    drift_failures,
     mean_observation,
     parse_json_bytes,
     rate_observation,
@@ -52,6 +54,8 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 class Unreachable(TelemetryError):
     """The server did not answer in time or at all: the remaining queries are skipped."""
 SeriesKey = tuple[str, str, str]
+ALL_COHORTS = (*COHORTS, "shadow")
+DriftRows = dict[RolloutKey, list[tuple[str, str, float]]]
 _UNBATCHABLE = re.compile(
     r"\b(by|without|on|ignoring|group_left|group_right|avg|min|max|count|stddev|stdvar|"
     r"topk|bottomk|quantile|count_values|group|limitk|limit_ratio)\s*\("
@@ -63,19 +67,27 @@ def _regex(values: Sequence[str]) -> str:
 
 
 def batched(
-    template: str, tenants: Sequence[str], aliases: Sequence[str], window: str
+    template: str, tenants: Sequence[str], aliases: Sequence[str], window: str,
+    *, per_cohort: bool = True,
 ) -> str | None:
-    """The template as one query over every rollout, or None if it cannot be batched."""
+    """The template as one query over every rollout, or None if it cannot be batched.
+
+    ``per_cohort=False``: a shadow signal's template, which has no ``{cohort}``.
+    """
     if "sum(" not in template or _UNBATCHABLE.search(template):
         return None
     out = template
-    for label, values in (("tenant", tenants), ("alias", aliases), ("cohort", COHORTS)):
+    labels = [("tenant", tenants), ("alias", aliases)]
+    if per_cohort:
+        labels.append(("cohort", COHORTS))
+    for label, values in labels:
         exact = f'{label}="{{{label}}}"'
         if exact not in out:
             return None
         out = out.replace(exact, f'{label}=~"{_regex(values)}"')
     out = out.replace("{window}", window)
-    return re.sub(r"\bsum\(", "sum by (tenant, alias, cohort) (", out)
+    by = "tenant, alias, cohort" if per_cohort else "tenant, alias"
+    return re.sub(r"\bsum\(", f"sum by ({by}) (", out)
 
 
 class PrometheusTelemetry:
@@ -129,7 +141,8 @@ class PrometheusTelemetry:
                     failed.add(name)
                     continue
                 try:
-                    got = self._query_all(template, tenants, aliases, keys)
+                    got = self._query_all(template, tenants, aliases, keys,
+                                          shadow=signal.stage == "shadow")
                 except Unreachable as exc:
                     down = str(exc)
                     general.append(f"{exc}: no signal has data (queries skipped)")
@@ -141,11 +154,17 @@ class PrometheusTelemetry:
                     continue
                 for series_key, value in got.items():
                     values.setdefault(series_key, {}).setdefault(name, {})[part] = value
+        drift: DriftRows = {}
+        if "shadow_drift_rate" in self._policy.signals and down is None and keys:
+            try:
+                drift = self._drift_by_tool(tenants, aliases)
+            except TelemetryError as exc:
+                general.append(f"shadow drift by tool and kind: {exc}")
         rollouts: dict[RolloutKey, RolloutTelemetry] = {}
         problems: dict[RolloutKey, list[str]] = {}
         for tenant, alias in keys:
-            cohorts: dict[Cohort, CohortTelemetry] = {}
-            for cohort in COHORTS:
+            cohorts: dict[str, CohortTelemetry] = {}
+            for cohort in ALL_COHORTS:
                 found = values.get((tenant, alias, cohort), {})
                 try:
                     signals = _observations(
@@ -160,6 +179,10 @@ class PrometheusTelemetry:
             rollouts[(tenant, alias)] = RolloutTelemetry(
                 tenant=tenant, alias=alias, window=self._window, source=self.name,
                 stable=cohorts["stable"], canary=cohorts["canary"],
+                shadow=CohortTelemetry(
+                    cohorts["shadow"].signals,
+                    drift_failures(drift.get((tenant, alias), ())),
+                ),
             )
         return TelemetryBatch(
             rollouts, {k: tuple(v) for k, v in problems.items()}, tuple(general)
@@ -167,17 +190,19 @@ class PrometheusTelemetry:
 
     def _query_all(
         self, template: str, tenants: Sequence[str], aliases: Sequence[str],
-        keys: Sequence[RolloutKey],
+        keys: Sequence[RolloutKey], *, shadow: bool = False,
     ) -> dict[SeriesKey, float]:
+        """``shadow``: a shadow signal's template (no ``{cohort}``), keyed as ``shadow``."""
         if not keys:
             return {}
-        promql = batched(template, tenants, aliases, self._window)
+        cohorts: tuple[str, ...] = ("shadow",) if shadow else COHORTS
+        promql = batched(template, tenants, aliases, self._window, per_cohort=not shadow)
         if promql is not None:
-            wanted = {(t, a, c) for t, a in keys for c in COHORTS}
+            wanted = {(t, a, c) for t, a in keys for c in cohorts}
             out: dict[SeriesKey, float] = {}
             for labels, value in self._vector(promql):
                 key = (labels.get("tenant", ""), labels.get("alias", ""),
-                       labels.get("cohort", ""))
+                       "shadow" if shadow else labels.get("cohort", ""))
                 if key not in wanted:
                     continue
                 if key in out:
@@ -187,12 +212,29 @@ class PrometheusTelemetry:
             return out
         out = {}
         for tenant, alias in keys:
-            for cohort in COHORTS:
+            for cohort in cohorts:
                 single = render_query(template, tenant=tenant, alias=alias, cohort=cohort,
                                       window=self._window)
                 value = self.query_scalar(single)
                 if value is not None:
                     out[(tenant, alias, cohort)] = value
+        return out
+
+    def _drift_by_tool(self, tenants: Sequence[str], aliases: Sequence[str]) -> DriftRows:
+        """Shadow drift per tool and kind of every rollout (for the incident report)."""
+        promql = (
+            f"sum by (tenant, alias, {TOOL}, {KIND}) (increase({SHADOW_DRIFT.sample}"
+            f'{{tenant=~"{_regex(tenants)}",alias=~"{_regex(aliases)}"}}[{self._window}]))'
+        )
+        out: DriftRows = {}
+        for labels, value in self._vector(promql):
+            if value is None:
+                continue
+            if not math.isfinite(value) or value < 0:
+                raise TelemetryError(f"drift count {value!r} is not a finite count:\n"
+                                     f"  query: {promql}")
+            key = (labels.get("tenant", ""), labels.get("alias", ""))
+            out.setdefault(key, []).append((labels.get(TOOL, ""), labels.get(KIND, ""), value))
         return out
 
     # --- one query -----------------------------------------------------------------------

@@ -101,6 +101,9 @@ def _incident(
         "### Cohorts",
         "",
         *[
+            f"- {v.signal}: shadow {v.canary.samples} comparisons with stable "
+            f"(minimum {v.min_samples})"
+            if proposal.rollout.stage == "shadow" else
             f"- {v.signal}: canary {v.canary.samples} samples, stable {v.stable.samples} "
             f"samples (minimum {v.min_samples})"
             for v in breached

@@ -16,7 +16,7 @@ either source, never clamped.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,7 @@ RATE_FIELDS: dict[SignalName, tuple[str, str]] = {
     "task_completion_rate": ("tasks_completed", "tasks"),
     "coercion_rate": ("coercions", "requests"),
     "downstream_error_rate": ("downstream_errors", "requests"),
+    "shadow_drift_rate": ("shadow_drifted", "shadow_comparisons"),
 }
 MEAN_BOUNDS: dict[SignalName, tuple[float, float]] = {"semantic_similarity": (0.0, 1.0)}
 assert set(RATE_FIELDS) | set(MEAN_BOUNDS) == set(SIGNAL_NAMES)
@@ -183,13 +184,26 @@ class FailureRecord(StrictModel):
     ref: str | None = Field(default=None, max_length=200)
 
 
+class DriftRecord(StrictModel):
+    """Differences of the shadow's tool calls from stable's, by tool and kind."""
+
+    tool: str = Field(max_length=200)
+    kind: Literal[
+        "tool-changed", "call-missing", "call-extra", "field-missing", "field-extra",
+        "type-changed",
+    ]
+    count: Count
+
+
 class CohortRecord(StrictModel):
     """Counters of one cohort of one tenant's alias over ``window``; absent = no data."""
 
     tenant: Identifier
     alias: str
-    cohort: Literal["stable", "canary", "baseline"]
-    """``baseline``: the tenant's own reference window on its pinned version (drift)."""
+    cohort: Literal["stable", "canary", "shadow", "baseline"]
+    """``baseline``: the tenant's own reference window on its pinned version (drift).
+    ``shadow``: the shadow's answers compared with stable's (``shadow_comparisons``,
+    ``shadow_drifted``, ``shadow_drift``)."""
     window: Duration
     requests: Count | None = None
     tool_calls: Count | None = None
@@ -203,6 +217,9 @@ class CohortRecord(StrictModel):
     format_checks: Count | None = None
     format_failures: Count | None = None
     response_tokens: LengthRecord | None = None
+    shadow_comparisons: Count | None = None
+    shadow_drifted: Count | None = None
+    shadow_drift: list[DriftRecord] = Field(default_factory=list, max_length=200)
     sample_failures: list[FailureRecord] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
@@ -241,7 +258,15 @@ class CohortRecord(StrictModel):
         if self.semantic_similarity is not None:
             signals["semantic_similarity"] = self.semantic_similarity.observation()
         failures = tuple(SampleFailure(f.kind, f.detail, f.ref) for f in self.sample_failures)
+        failures += drift_failures((d.tool, d.kind, d.count) for d in self.shadow_drift)
         return CohortTelemetry(signals=signals, failures=failures)
+
+
+def drift_failures(rows: Iterable[tuple[str, str, float]]) -> tuple[SampleFailure, ...]:
+    """Shadow drift per tool and kind, most frequent first, for the incident report."""
+    kept = sorted(((t, k, round(n)) for t, k, n in rows if n > 0),
+                  key=lambda r: (-r[2], r[0], r[1]))
+    return tuple(SampleFailure(f"shadow drift: {k}", f"tool `{t}`: {n}") for t, k, n in kept)
 
 
 class TelemetryFile(StrictModel):
@@ -362,7 +387,8 @@ class JsonFileTelemetry:
     def observe(self, tenant: str, alias: str) -> RolloutTelemetry:
         stable = self._records.get((tenant, alias, "stable"))
         canary = self._records.get((tenant, alias, "canary"))
-        windows = {format_duration(r.window) for r in (stable, canary) if r is not None}
+        shadow = self._records.get((tenant, alias, "shadow"))
+        windows = {format_duration(r.window) for r in (stable, canary, shadow) if r is not None}
         return RolloutTelemetry(
             tenant=tenant,
             alias=alias,
@@ -370,6 +396,7 @@ class JsonFileTelemetry:
             source=self._source,
             stable=stable.telemetry() if stable else CohortTelemetry({}),
             canary=canary.telemetry() if canary else CohortTelemetry({}),
+            shadow=shadow.telemetry() if shadow else CohortTelemetry({}),
         )
 
     def drift(self, tenant: str, alias: str
@@ -397,7 +424,7 @@ def _key_of(item: Any) -> tuple[str, str, str] | None:
     if not isinstance(item, dict):
         return None
     key = (item.get("tenant"), item.get("alias"), item.get("cohort"))
-    if all(isinstance(k, str) for k in key) and key[2] in (*COHORTS, "baseline"):
+    if all(isinstance(k, str) for k in key) and key[2] in (*COHORTS, "shadow", "baseline"):
         return key  # type: ignore[return-value]
     return None
 

@@ -23,6 +23,7 @@ SignalName = Literal[
     "semantic_similarity",
     "coercion_rate",
     "downstream_error_rate",
+    "shadow_drift_rate",
 ]
 SIGNAL_NAMES: tuple[SignalName, ...] = (
     "tool_call_failure_rate",
@@ -30,10 +31,14 @@ SIGNAL_NAMES: tuple[SignalName, ...] = (
     "semantic_similarity",
     "coercion_rate",
     "downstream_error_rate",
+    "shadow_drift_rate",
 )
 SignalKind = Literal["rate", "mean"]
 Direction = Literal["lower_is_better", "higher_is_better"]
 FailAction = Literal["rollback", "pause", "escalate"]
+SignalStage = Literal["canary", "shadow"]
+"""``canary``: canary cohort against stable. ``shadow``: the shadow's own rate against
+``limit`` (e.g. drifted shadow comparisons / comparisons), judged only in stage shadow."""
 
 COERCION_CEILING = 0.02
 """Coercion rate above this always fails, whatever the policy file says."""
@@ -79,6 +84,10 @@ class SignalPolicy(StrictModel):
         "a minimum for higher_is_better",
     )
     action: FailAction
+    stage: SignalStage = Field(
+        default="canary",
+        description="canary: canary vs stable; shadow: the shadow's own rate vs `limit`",
+    )
     prometheus: RateQueries | MeanQueries | None = None
 
     @model_validator(mode="after")
@@ -107,6 +116,12 @@ class SignalPolicy(StrictModel):
                 f"limit {self.limit:g} can never be crossed by a rate that is "
                 f"{self.direction.replace('_', ' ')}: set a bound inside (0, 1) or remove it",
                 "limit")
+        if self.stage == "shadow" and (
+            self.kind != "rate" or self.direction != "lower_is_better" or self.limit is None
+        ):
+            raise rule_error(
+                "a shadow signal is a rate, lower_is_better, with a `limit` (it has no "
+                "stable cohort to compare with)", "stage")
         return self
 
 
@@ -130,6 +145,11 @@ class SignalsPolicy(StrictModel):
                 f"signals.coercion_rate.limit {coercion.limit} is above the 2% ceiling; "
                 "coercion over 2% is a regression, never a normalisation",
                 "signals", "coercion_rate", "limit")
+        shadow = self.signals.get("shadow_drift_rate")
+        if shadow is not None and shadow.stage != "shadow":
+            raise rule_error(
+                "signals.shadow_drift_rate is judged in stage shadow (stage: shadow)",
+                "signals", "shadow_drift_rate", "stage")
         return self
 
     def effective_limit(self, name: SignalName) -> float | None:

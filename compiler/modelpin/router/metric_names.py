@@ -168,6 +168,19 @@ _SIM_SUM = _sel(SEMANTIC_SIMILARITY, "_sum")
 _SIM_COUNT = _sel(SEMANTIC_SIMILARITY, "_count")
 _SIM_SQUARES = _sel(SEMANTIC_SIMILARITY_SQUARES)
 
+#: The shadow verdict's rate: comparisons that drifted / comparisons (``{tenant}``,
+#: ``{alias}``, ``{window}`` are replaced; there is no cohort).
+SHADOW_DRIFT_QUERIES: Final[dict[str, str]] = {
+    "events": (
+        f'sum(increase({SHADOW_DRIFTED.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
+        "[{window}]))"
+    ),
+    "total": (
+        f'sum(increase({SHADOW_COMPARISONS.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
+        "[{window}]))"
+    ),
+}
+
 #: signal -> PromQL templates, exactly as shipped in ``policies/signals.yaml``.
 DEFAULT_QUERIES: Final[dict[str, dict[str, str]]] = {
     "tool_call_failure_rate": {"events": _sel(TOOL_CALL_FAILURES), "total": _sel(TOOL_CALLS)},
@@ -183,17 +196,6 @@ DEFAULT_QUERIES: Final[dict[str, dict[str, str]]] = {
     },
     "coercion_rate": {"events": _sel(COERCIONS), "total": _sel(REQUESTS)},
     "downstream_error_rate": {"events": _sel(DOWNSTREAM_ERRORS), "total": _sel(REQUESTS)},
+    "shadow_drift_rate": SHADOW_DRIFT_QUERIES,
 }
 
-#: The shadow verdict's rate: comparisons that drifted / comparisons (``{tenant}``,
-#: ``{alias}``, ``{window}`` are replaced; there is no cohort).
-SHADOW_DRIFT_QUERIES: Final[dict[str, str]] = {
-    "events": (
-        f'sum(increase({SHADOW_DRIFTED.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
-        "[{window}]))"
-    ),
-    "total": (
-        f'sum(increase({SHADOW_COMPARISONS.sample}{{tenant="{{tenant}}",alias="{{alias}}"}}'
-        "[{window}]))"
-    ),
-}
