@@ -185,3 +185,14 @@ def table_server() -> Iterator[TableServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def router_at_5(make_router: Any, key: Ed25519PrivateKey, table_file: Path) -> Any:
+    """A router that accepted a table of serial 5 (the attack suites start here)."""
+    from tests.router.tables import envelope, payload, write_atomically
+
+    write_atomically(table_file, envelope(payload(5), [key]))
+    router = make_router()
+    assert router.refresh().outcome == "accepted"
+    return router

@@ -119,3 +119,14 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def serving(router: Any) -> int:
+    """The serial a router answers with (the route every test table carries)."""
+    return int(router.resolve("acme-legal", "embedder", "s1").serial)
+
+
+def push(table_file: Path, data: bytes, router: Any) -> Any:
+    """Publish ``data`` as the table file and have ``router`` poll it once."""
+    write_atomically(table_file, data)
+    return router.refresh()

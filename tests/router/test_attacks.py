@@ -24,30 +24,21 @@ from modelpin.router import (
     UnsignedTableError,
     trusted_keys,
 )
-from tests.router.tables import canonical, envelope, payload, with_route, write_atomically
-
-
-def _serving(router: Any) -> int:
-    return int(router.resolve("acme-legal", "embedder", "s1").serial)
-
-
-@pytest.fixture
-def router_at_5(make_router: Any, key: Ed25519PrivateKey, table_file: Path) -> Any:
-    write_atomically(table_file, envelope(payload(5), [key]))
-    router = make_router()
-    assert router.refresh().outcome == "accepted"
-    return router
-
-
-def _push(table_file: Path, data: bytes, router: Any) -> Any:
-    write_atomically(table_file, data)
-    return router.refresh()
+from tests.router.tables import (
+    canonical,
+    envelope,
+    payload,
+    push,
+    serving,
+    with_route,
+    write_atomically,
+)
 
 
 def _assert_rejected(router: Any, result: Any, error: type, registry_kind: str) -> None:
     assert result.outcome == "rejected"
     assert isinstance(result.error, error)
-    assert _serving(router) == 5
+    assert serving(router) == 5
     status = router.status()
     assert status.serial == 5 and status.last_error_kind == registry_kind
     assert status.consecutive_failures >= 1
@@ -56,7 +47,7 @@ def _assert_rejected(router: Any, result: Any, error: type, registry_kind: str) 
 def test_rollback_to_an_older_serial_is_rejected(
     router_at_5: Any, key: Ed25519PrivateKey, table_file: Path
 ) -> None:
-    result = _push(table_file, envelope(payload(4), [key]), router_at_5)
+    result = push(table_file, envelope(payload(4), [key]), router_at_5)
     _assert_rejected(router_at_5, result, RollbackError, "rollback")
 
 
@@ -65,7 +56,7 @@ def test_same_serial_other_bytes_is_an_alarm(
 ) -> None:
     other = with_route(payload(5), "acme-legal", "primary-reasoning", mode="canary", percent=50)
     router = router_at_5
-    result = _push(table_file, envelope(other, [key]), router)
+    result = push(table_file, envelope(other, [key]), router)
     _assert_rejected(router, result, SerialConflictError, "serial-conflict")
     assert router.resolve("acme-legal", "primary-reasoning", "x").serial == 5
 
@@ -74,7 +65,7 @@ def test_same_serial_same_bytes_is_a_no_op(
     router_at_5: Any, key: Ed25519PrivateKey, table_file: Path
 ) -> None:
     # Re-signed (a second signature makes other envelope bytes) but the same payload.
-    result = _push(table_file, envelope(payload(5), [key, key]), router_at_5)
+    result = push(table_file, envelope(payload(5), [key, key]), router_at_5)
     assert result.outcome == "unchanged" and result.error is None
     assert router_at_5.status().last_error is None
 
@@ -83,7 +74,7 @@ def test_expired_table_is_rejected(
     router_at_5: Any, key: Ed25519PrivateKey, table_file: Path
 ) -> None:
     old = payload(6, issued_at="2020-01-01T00:00:00Z", expires_at="2020-01-08T00:00:00Z")
-    result = _push(table_file, envelope(old, [key]), router_at_5)
+    result = push(table_file, envelope(old, [key]), router_at_5)
     _assert_rejected(router_at_5, result, ExpiredTableError, "expired")
 
 
@@ -94,14 +85,14 @@ def test_unsigned_envelope_is_rejected(router_at_5: Any, table_file: Path) -> No
         "payload": base64.b64encode(body).decode(),
         "signatures": [],
     }).encode()
-    result = _push(table_file, unsigned, router_at_5)
+    result = push(table_file, unsigned, router_at_5)
     _assert_rejected(router_at_5, result, UnsignedTableError, "unsigned")
 
 
 def test_signature_by_an_untrusted_key_is_rejected(
     router_at_5: Any, signing_keys: list[Ed25519PrivateKey], table_file: Path
 ) -> None:
-    result = _push(table_file, envelope(payload(6), [signing_keys[1]]), router_at_5)
+    result = push(table_file, envelope(payload(6), [signing_keys[1]]), router_at_5)
     _assert_rejected(router_at_5, result, UnsignedTableError, "unsigned")
 
 
@@ -112,7 +103,7 @@ def test_trusted_key_id_with_a_forged_signature_is_rejected(
     # The attacker claims the trusted key id but signs with their own key.
     env = json.loads(envelope(payload(6), [signing_keys[2]]))
     env["signatures"][0]["keyid"] = signing.keyid_of(key.public_key())
-    result = _push(table_file, json.dumps(env).encode(), router_at_5)
+    result = push(table_file, json.dumps(env).encode(), router_at_5)
     _assert_rejected(router_at_5, result, UnsignedTableError, "unsigned")
 
 
@@ -121,7 +112,7 @@ def test_payload_swapped_under_a_valid_signature_is_rejected(
 ) -> None:
     env = json.loads(envelope(payload(6), [key]))
     env["payload"] = base64.b64encode(canonical(payload(7))).decode()
-    result = _push(table_file, json.dumps(env).encode(), router_at_5)
+    result = push(table_file, json.dumps(env).encode(), router_at_5)
     _assert_rejected(router_at_5, result, UnsignedTableError, "unsigned")
 
 
@@ -140,7 +131,7 @@ def test_below_threshold_is_rejected_and_k_of_n_is_accepted(
         router.resolve("acme-legal", "embedder", "s")
     write_atomically(table_file, envelope(payload(5), [a, c]))
     assert router.refresh().outcome == "accepted"
-    assert _serving(router) == 5
+    assert serving(router) == 5
 
 
 def test_oversize_envelope_is_rejected_before_parsing(
@@ -152,7 +143,7 @@ def test_oversize_envelope_is_rejected_before_parsing(
     assert router.refresh().outcome == "accepted"
     big = payload(6)
     big["tenants"]["acme-legal"]["tools"]["padding"] = {"description": "x" * 5000}
-    result = _push(table_file, envelope(big, [key]), router)
+    result = push(table_file, envelope(big, [key]), router)
     _assert_rejected(router, result, OversizeTableError, "oversize")
 
 
@@ -160,7 +151,7 @@ def test_wrong_payload_type_is_rejected(
     router_at_5: Any, key: Ed25519PrivateKey, table_file: Path
 ) -> None:
     data = envelope(payload(6), [key], payload_type="application/vnd.in-toto+json")
-    result = _push(table_file, data, router_at_5)
+    result = push(table_file, data, router_at_5)
     _assert_rejected(router_at_5, result, UnsignedTableError, "unsigned")
     assert "payloadType" in str(result.error)
 
@@ -170,13 +161,13 @@ def test_signed_but_schema_invalid_payload_is_rejected(
 ) -> None:
     bad = payload(6)
     bad["tenants"]["acme-legal"]["aliases"]["embedder"]["surprise"] = True
-    result = _push(table_file, envelope(bad, [key]), router_at_5)
+    result = push(table_file, envelope(bad, [key]), router_at_5)
     _assert_rejected(router_at_5, result, MalformedTableError, "malformed")
     assert "unknown surprise" in str(result.error)
 
 
 def test_garbage_bytes_are_rejected(router_at_5: Any, table_file: Path) -> None:
-    result = _push(table_file, b"\x00\xffnot json", router_at_5)
+    result = push(table_file, b"\x00\xffnot json", router_at_5)
     _assert_rejected(router_at_5, result, MalformedTableError, "malformed")
 
 
@@ -200,7 +191,7 @@ def test_a_restarted_router_never_accepts_an_older_table(
     # The same table it held before the restart is loaded again (not a no-op).
     write_atomically(table_file, envelope(payload(7), [key]))
     assert restarted.refresh().outcome == "accepted"
-    assert _serving(restarted) == 7
+    assert serving(restarted) == 7
 
     # And a same-serial table with other content is still refused after a restart.
     other = with_route(payload(7), "acme-legal", "primary-reasoning", mode="canary", percent=50)
@@ -223,7 +214,7 @@ def test_rejections_are_counted_in_prometheus(
     write_atomically(table_file, envelope(payload(5), [key]))
     router = make_router(registry=registry, name="gw-1")
     router.refresh()
-    _push(table_file, envelope(payload(4), [key]), router)
+    push(table_file, envelope(payload(4), [key]), router)
     labels = {"router": "gw-1", "outcome": "rollback"}
     assert registry.get_sample_value("modelpin_router_reloads_total", labels) == 1
     assert registry.get_sample_value(

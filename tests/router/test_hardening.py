@@ -32,24 +32,7 @@ from modelpin.router import (
 from modelpin.router.payload import MAX_SERIAL
 from modelpin.router.sources import HttpSource
 from tests.router.conftest import RedisServer, TableServer
-from tests.router.tables import canonical, envelope, payload, write_atomically
-
-
-def _serving(router: Router) -> int:
-    return int(router.resolve("acme-legal", "embedder", "s1").serial)
-
-
-@pytest.fixture
-def router_at_5(make_router: Any, key: Ed25519PrivateKey, table_file: Path) -> Any:
-    write_atomically(table_file, envelope(payload(5), [key]))
-    router = make_router()
-    assert router.refresh().outcome == "accepted"
-    return router
-
-
-def _push(table_file: Path, data: bytes, router: Router) -> Any:
-    write_atomically(table_file, data)
-    return router.refresh()
+from tests.router.tables import canonical, envelope, payload, push, serving, write_atomically
 
 
 def _raw_envelope(body: bytes, sigs: list[dict[str, str]]) -> bytes:
@@ -73,11 +56,11 @@ def _deep(n: int) -> bytes:
 def test_an_envelope_nested_100000_deep_is_rejected_not_raised(
     router_at_5: Router, table_file: Path
 ) -> None:
-    result = _push(table_file, _deep(100_000), router_at_5)
+    result = push(table_file, _deep(100_000), router_at_5)
     assert result.outcome == "rejected"
     assert isinstance(result.error, MalformedTableError)
     assert "nested too deeply" in str(result.error)
-    assert _serving(router_at_5) == 5
+    assert serving(router_at_5) == 5
 
 
 def test_start_with_a_bad_first_table_still_polls_and_loads_a_good_one_later(
@@ -91,7 +74,7 @@ def test_start_with_a_bad_first_table_still_polls_and_loads_a_good_one_later(
         deadline = time.monotonic() + 10
         while router.table is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert _serving(router) == 6
+        assert serving(router) == 6
     finally:
         router.stop()
 
@@ -135,7 +118,7 @@ def test_signatures_naming_forged_key_ids_do_not_count_twice(
     body = canonical(payload(5))
     # a's signature twice, once without key id and once under b's id.
     sigs = [_sig(a, body), _sig(a, body, keyid=""), _sig(a, body, signing.keyid_of(b.public_key()))]
-    result = _push(table_file, _raw_envelope(body, sigs), router)
+    result = push(table_file, _raw_envelope(body, sigs), router)
     assert isinstance(result.error, UnsignedTableError)
     assert "1 valid signature(s) from trusted keys, 2 required" in str(result.error)
 
@@ -152,11 +135,11 @@ def test_360000_bogus_signatures_are_refused_before_any_is_checked(
     data = _raw_envelope(body, [bogus] * 360_000)
     assert len(data) < 64 * 1024 * 1024  # under the size cap
     t0 = time.process_time()
-    result = _push(table_file, data, router_at_5)
+    result = push(table_file, data, router_at_5)
     assert time.process_time() - t0 < 2.0  # was 55 CPU-seconds
     assert isinstance(result.error, MalformedTableError)
     assert "more than 64 signatures" in str(result.error)
-    assert _serving(router_at_5) == 5
+    assert serving(router_at_5) == 5
 
 
 def test_duplicate_and_unknown_signatures_stop_at_the_threshold(
@@ -214,7 +197,7 @@ def test_a_signed_payload_nested_deep_is_rejected(
     for _ in range(200):
         schema = {"properties": {"x": schema}}
     doc["tenants"]["acme-legal"]["tools"]["lookup_clause"] = schema
-    result = _push(table_file, _signed_raw(canonical(doc), key), router_at_5)
+    result = push(table_file, _signed_raw(canonical(doc), key), router_at_5)
     assert isinstance(result.error, MalformedTableError)
     assert "nests deeper than 64 levels" in str(result.error)
     assert json.loads((tmp_path / "floor.json").read_text())["serial"] == 5
@@ -229,21 +212,21 @@ def test_a_signed_payload_with_a_wrong_typed_field_is_rejected(
 ) -> None:
     doc = payload(6)
     doc["tenants"]["acme-legal"][field] = value
-    result = _push(table_file, _signed_raw(canonical(doc), key), router_at_5)
+    result = push(table_file, _signed_raw(canonical(doc), key), router_at_5)
     assert result.outcome == "rejected"
     assert isinstance(result.error, MalformedTableError)
-    assert _serving(router_at_5) == 5
+    assert serving(router_at_5) == 5
 
 
 def test_serial_10_to_the_400_is_rejected_and_never_persisted(
     router_at_5: Router, key: Ed25519PrivateKey, table_file: Path, tmp_path: Path
 ) -> None:
     body = canonical(payload(6)).replace(b'"serial":6', b'"serial":1' + b"0" * 400)
-    result = _push(table_file, _signed_raw(body, key), router_at_5)
+    result = push(table_file, _signed_raw(body, key), router_at_5)
     assert isinstance(result.error, MalformedTableError)
     assert json.loads((tmp_path / "floor.json").read_text())["serial"] == 5
     # And a normal next table is still accepted: no way was lost.
-    result = _push(table_file, envelope(payload(7), [key]), router_at_5)
+    result = push(table_file, envelope(payload(7), [key]), router_at_5)
     assert result.outcome == "accepted"
 
 
@@ -252,9 +235,9 @@ def test_the_serial_bound_leaves_room_for_the_compiler_formula(
 ) -> None:
     # commits x 1,000,000 + minutes: 9 billion commits still fit.
     assert MAX_SERIAL >= 9_000_000_000 * 1_000_000 + 999_999
-    assert _push(table_file, envelope(payload(MAX_SERIAL), [key]), router_at_5).outcome == (
+    assert push(table_file, envelope(payload(MAX_SERIAL), [key]), router_at_5).outcome == (
         "accepted")
-    result = _push(table_file, envelope(canonical(payload(1)).replace(
+    result = push(table_file, envelope(canonical(payload(1)).replace(
         b'"serial":1', b'"serial":%d' % (MAX_SERIAL + 1)), [key]), router_at_5)
     assert isinstance(result.error, MalformedTableError)
 
@@ -288,9 +271,9 @@ def test_non_canonical_payload_bytes_are_rejected(
 ) -> None:
     body = _variants(canonical(payload(6)))[name]
     assert body != canonical(payload(6))
-    result = _push(table_file, _signed_raw(body, key), router_at_5)
+    result = push(table_file, _signed_raw(body, key), router_at_5)
     assert isinstance(result.error, MalformedTableError), result
-    assert _serving(router_at_5) == 5
+    assert serving(router_at_5) == 5
 
 
 def test_duplicate_keys_in_the_envelope_are_rejected(
@@ -300,7 +283,7 @@ def test_duplicate_keys_in_the_envelope_are_rejected(
     other = json.loads(envelope(payload(7), [key]))["payload"]
     # Two parsers would disagree on which payload is signed.
     data = good.replace(b'{"payload":', b'{"payload":"' + other.encode() + b'","payload":', 1)
-    result = _push(table_file, data, router_at_5)
+    result = push(table_file, data, router_at_5)
     assert isinstance(result.error, MalformedTableError)
     assert "duplicate key 'payload'" in str(result.error)
 
@@ -312,7 +295,7 @@ def test_junk_in_base64_is_rejected(
     doc = json.loads(envelope(payload(6), [key]))
     b64 = doc["payload"]
     doc["payload"] = b64[:8] + junk + b64[8:]
-    result = _push(table_file, json.dumps(doc).encode(), router_at_5)
+    result = push(table_file, json.dumps(doc).encode(), router_at_5)
     assert isinstance(result.error, MalformedTableError)
     assert "invalid base64" in str(result.error)
 

@@ -89,26 +89,32 @@ class Document:
         node = self._node()
         if node is None:
             return 1, 1
-        mark = node.start_mark
-        for i, part in enumerate(path):
-            last = i == len(path) - 1
-            if isinstance(node, yaml.MappingNode):
-                for k, v in node.value:
-                    if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                        mark = k.start_mark if (last and key) else v.start_mark
-                        node = v
-                        break
-                else:
-                    break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    node = node.value[part]
-                    mark = node.start_mark
-                else:
+        mark = node_mark(node, path, key=key)
+        return mark.line + 1, mark.column + 1
+
+
+def node_mark(node: yaml.Node, path: tuple[str | int, ...], *, key: bool = False) -> Any:
+    """The start mark of the value at ``path`` under ``node`` (of its key with ``key``),
+    or of the nearest existing parent when the path goes missing: positions survive
+    validation for a missing field."""
+    mark = node.start_mark
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    mark = k.start_mark if (last and key) else v.start_mark
+                    node = v
                     break
             else:
                 break
-        return mark.line + 1, mark.column + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and 0 <= part < len(node.value):
+            node = node.value[part]
+            mark = node.start_mark
+        else:
+            break
+    return mark
 
 
 def _offset_position(text: bytes, offset: int) -> tuple[int, int]:

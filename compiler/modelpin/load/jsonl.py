@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from modelpin.diagnostics import error
-from modelpin.load.document import Document
+from modelpin.load.document import Document, node_mark
 
 MAX_JSONL_BYTES = 16 << 20
 """A suite of a few thousand captured exchanges fits; a larger file is a mistake."""
@@ -119,22 +119,5 @@ def _column(line: str, rest: tuple[str | int, ...], *, key: bool) -> int:
         return 1
     if node is None:
         return 1
-    mark = node.start_mark
-    for i, part in enumerate(rest):
-        last = i == len(rest) - 1
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                    mark = k.start_mark if (last and key) else v.start_mark
-                    node = v
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                and 0 <= part < len(node.value):
-            node = node.value[part]
-            mark = node.start_mark
-        else:
-            break
-    return mark.column + 1
+    return int(node_mark(node, rest, key=key).column) + 1
 
