@@ -85,6 +85,31 @@ def _require_descent(root: Path, base: GitTree, head: GitTree, base_rev: str,
                        f"{proc.stderr.strip()}")
 
 
+def is_shallow(root: Path) -> bool:
+    """Whether ``root`` is a shallow clone (``git clone --depth N``, CI's default checkout)."""
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-shallow-repository"],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+SHALLOW_HINT = ("fetch the whole history: `git fetch --unshallow`, or in GitHub Actions "
+                "`actions/checkout` with `fetch-depth: 0`")
+
+
+def _refuse_shallow(root: Path) -> None:
+    """SPEC 2.1 rules 5-7 read the base's published history (earlier pins, rollbacks on
+    record, when a stage was published). A shallow clone cuts it off, and what is cut off
+    would read as "never happened": a rollback on record forgotten, a stage's clock
+    started at its author-written ``since``. The gate refuses to judge without it."""
+    if is_shallow(root):
+        raise CommandError(
+            f"{root} is a shallow clone: the history check reads (first-parent pins, "
+            "rollbacks on record, when each stage was published) is missing, so nothing "
+            "is judged",
+            hint=SHALLOW_HINT,
+        )
+
+
 @dataclass
 class _Judged:
     base: FleetContext
@@ -148,6 +173,7 @@ class _Judged:
 def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
            fmt: str = "text") -> _Judged:
     root = repo if repo is not None else default_repo()
+    _refuse_shallow(root)
     base_tree = _git_tree(root, base_rev)
     head_tree = _git_tree(root, head_rev)
     _require_descent(root, base_tree, head_tree, base_rev, head_rev)
