@@ -36,7 +36,7 @@ from modelpin.cli.common import (
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
-from modelpin.load.history import pin_history, records_at, stages_entered
+from modelpin.load.history import paths_in_history, pin_history, records_at, stages_entered
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -202,8 +202,11 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
                               records, entered)
     changes: list[Change] = []
+    returning = paths_in_history(root, base_tree.commit, [
+        head.fleet.tenant_path(t) for t in changed
+        if t not in base.fleet.tenants and t in head.fleet.tenants])
     for tenant_id in changed:
-        history = _history_for(root, base_tree, base, head, tenant_id)
+        history = _history_for(root, base_tree, base, head, tenant_id, returning)
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
                                 now=now, previous_pins=history)
     # Evidence added or changed by the change but not counted: a violation on its file,
@@ -232,21 +235,31 @@ def _moved(base: Fleet, head: Fleet, changed: list[str]) -> list[tuple[str, str]
 
 
 def _history_for(
-    root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext, tenant_id: str
+    root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext, tenant_id: str,
+    returning: set[str],
 ) -> Mapping[str, Collection[str]]:
-    """Earlier pins, read only when an alias's pin changed without a rollout (a repin)."""
+    """Earlier pins, read only where a pin changes without a rollout: a repin (the pins
+    before the base pin) and an alias the base does not have (every pin that name had:
+    a re-added alias or tenant takes its traffic back). ``returning``: the paths of new
+    tenant files that existed before (``paths_in_history``)."""
     old, new = base.fleet.tenants.get(tenant_id), head.fleet.tenants.get(tenant_id)
-    if old is None or new is None:
+    if new is None:
         return {}
+    if old is None:
+        path = head.fleet.tenant_path(tenant_id)
+        return pin_history(root, base_tree.commit, path) if path in returning else {}
     repinned = [
         name for name, alias in new.aliases.items()
         if name in old.aliases and old.aliases[name].pin != alias.pin
         and old.aliases[name].rollout is None and alias.rollout is None
     ]
-    if not repinned:
+    added = [name for name in new.aliases if name not in old.aliases]
+    if not repinned and not added:
         return {}
     history = pin_history(root, base_tree.commit, base.fleet.tenant_path(tenant_id))
-    return {name: history.get(name, set()) - {old.aliases[name].pin} for name in repinned}
+    out = {name: history.get(name, set()) - {old.aliases[name].pin} for name in repinned}
+    out.update({name: history[name] for name in added if name in history})
+    return out
 
 
 @click.command()

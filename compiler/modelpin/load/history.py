@@ -238,3 +238,19 @@ def stages_entered(repo: Path, rev: str, fleet: Fleet,
         wanted[key] = (rollout.stage, rollout.candidate, percent)
         owner[key] = (tid, name)
     return {owner[key]: at for key, at in stages_published(repo, rev, wanted).items()}
+
+
+def paths_in_history(repo: Path, rev: str, paths: Iterable[str]) -> set[str]:
+    """Which of ``paths`` (files absent at ``rev``, e.g. a tenant file a change adds)
+    existed in the first-parent history of ``rev``: one ``git log`` for all of them."""
+    wanted = sorted(set(paths))
+    if not wanted:
+        return set()
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--first-parent", "--format=", "--name-only", rev,
+         "--", *wanted],
+        capture_output=True, text=True, check=False,
+    )
+    if log.returncode != 0:
+        return set()
+    return {line for line in log.stdout.splitlines() if line in wanted}

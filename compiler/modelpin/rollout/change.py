@@ -175,6 +175,8 @@ def judge_change(
     if old is None or old_tenant is None:
         # A new alias (or tenant) starts pinned; a rollout in it is judged as a start.
         onboard = _onboarding_reasons(base, tenant_id, alias_name, new, new_tenant, now)
+        onboard += _takes_over(tenant_id, alias_name, new, old_tenant, new_tenant,
+                               previous_pins)
         old = Alias(kind=new.kind, pin=new.pin, pinned_at=new.pinned_at,
                     promoted_from=new.promoted_from)
     else:
@@ -282,6 +284,46 @@ def _onboarding_reasons(base: FleetContext, tenant_id: str, name: str, new: Alia
             hint=f"pin a version group {group} already runs, then roll {new.pin} out",
         ))
     return reasons
+
+
+def _takes_over(tenant_id: str, name: str, new: Alias, old_tenant: Tenant | None,
+                new_tenant: Tenant, history: Collection[str]) -> list[Reason]:
+    """A new alias that takes over another's callers is a pin change (a case SPEC 2.1
+    leaves open; docs/trust-boundary.md "Renames"). It takes over when its name had pins
+    in the base's first-parent history (the alias, or its tenant, was removed and is
+    re-added), or when the same change removes an alias of the same kind from the tenant
+    (a rename). It keeps a pin it had (the name's earlier pins, or the removed alias's
+    pin) unless the tenant has ``override_allowed`` in the base and head and is not
+    frozen; everything else about it is an onboarding (rule 7)."""
+    if old_tenant is not None and old_tenant.override_allowed and new_tenant.override_allowed \
+            and not (old_tenant.freeze or new_tenant.freeze):
+        return []
+    path = alias_path(name, "pin")
+    hint = "keep the pin in this change; roll the new version out after it merges"
+    if history:
+        if new.pin in history:
+            return []
+        return [Reason(
+            "MP105",
+            f"alias {name} of {tenant_id} existed before (pinned {', '.join(sorted(history))} "
+            f"in the published history): re-adding it pinned to {new.pin} changes its pin "
+            "without a rollout",
+            path, hint=hint,
+        )]
+    if old_tenant is None:
+        return []
+    removed = sorted((n, a.pin) for n, a in old_tenant.aliases.items()
+                     if n not in new_tenant.aliases and a.kind == new.kind)
+    if not removed or any(pin == new.pin for _, pin in removed):
+        return []
+    was, pin = removed[0]
+    return [Reason(
+        "MP105",
+        f"alias {name} replaces alias {was} (removed in the same change, pinned {pin}): a "
+        f"rename moves {was}'s callers, so it keeps the pin; pinning {new.pin} is a pin "
+        "change without a rollout",
+        path, hint=hint,
+    )]
 
 
 def _has_upstream_tenants(base: FleetContext, group: str) -> bool:

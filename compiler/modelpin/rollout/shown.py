@@ -3,9 +3,10 @@ moves, and what that does to every rollout in flight.
 
 ``show_changes`` diffs the rules of two fleets (group policies, model versions, the
 compatibility matrix, signals, artifact and trust lists), the evidence, and the own
-settings of changed tenants; then, for every alias whose stage the change leaves alone,
-compares its next step under the base with its next step under the head ("std-a: next
-step becomes canary 100, was canary 25"). It also finds the rule changes that break an
+settings of changed tenants, and tenants and aliases added or removed (a removed one
+is no longer served; an added one may be a rename); then, for every alias whose stage
+the change leaves alone, compares its next step under the base with its next step under
+the head ("std-a: next step becomes canary 100, was canary 25"). It also finds the rule changes that break an
 invariant wherever they appear (a retired or blocked version made pinnable again):
 those are violations. Pure: fleets in, values out.
 """
@@ -175,6 +176,7 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
         verb = "added" if old_ev is None else "removed" if new_ev is None else "changed"
         shown.append(Shown(file, (), f"evidence for {key[0]}/{key[1]} -> {key[2]} {verb}"))
     settings_changed: set[str] = set()
+    shown += _tenants_and_aliases(b, h)
     for tid in sorted(set(b.tenants) & set(h.tenants)):
         old_t, new_t = b.tenants[tid], h.tenants[tid]
         if old_t == new_t:
@@ -190,6 +192,33 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
                         if not s.message.startswith("tenant "))
     effects = _effects(base, head, now, None if rules_changed else settings_changed)
     return ShownChanges(tuple(shown), tuple(effects), tuple(violations))
+
+
+def _tenants_and_aliases(b: Fleet, h: Fleet) -> list[Shown]:
+    """Tenants and aliases added or removed: a removed one is no longer served (its
+    callers get an error), an added one may be a rename taking over callers."""
+    out: list[Shown] = []
+    for tid in sorted(set(b.tenants) ^ set(h.tenants)):
+        added = tid in h.tenants
+        tenant = h.tenants[tid] if added else b.tenants[tid]
+        pins = ", ".join(f"{n} pinned {a.pin}" for n, a in sorted(tenant.aliases.items()))
+        if added:
+            out.append(Shown(h.tenant_path(tid), (), f"tenant {tid} added ({pins})"))
+        else:
+            out.append(Shown(b.tenant_path(tid), (),
+                             f"tenant {tid} removed ({pins}): routers stop serving it"))
+    for tid in sorted(set(b.tenants) & set(h.tenants)):
+        old_t, new_t = b.tenants[tid], h.tenants[tid]
+        if old_t.aliases.keys() == new_t.aliases.keys():
+            continue
+        file = h.tenant_path(tid)
+        for name in sorted(set(old_t.aliases) - set(new_t.aliases)):
+            out.append(Shown(file, (), f"tenant {tid}: alias {name} removed (pinned "
+                             f"{old_t.aliases[name].pin}): routers stop serving it"))
+        for name in sorted(set(new_t.aliases) - set(old_t.aliases)):
+            out.append(Shown(file, ("aliases", name), f"tenant {tid}: alias {name} added "
+                             f"(pinned {new_t.aliases[name].pin})"))
+    return out
 
 
 def _forward(ctx: FleetContext, tid: str, alias: str, now: datetime) -> TransitionOption | None:
