@@ -6,9 +6,9 @@ compatibility matrix, signals, artifact and trust lists), the evidence, and the 
 settings of changed tenants, and tenants and aliases added or removed (a removed one
 is no longer served; an added one may be a rename); then, for every alias whose stage
 the change leaves alone, compares its next step under the base with its next step under
-the head ("std-a: next step becomes canary 100, was canary 25"). It also finds the rule changes that break an
-invariant wherever they appear (a retired or blocked version made pinnable again):
-those are violations. Pure: fleets in, values out.
+the head ("std-a: next step becomes canary 100, was canary 25"). It also finds the rule
+changes that break an invariant wherever they appear (a retired or blocked version made
+pinnable again): those are violations. Pure: fleets in, values out.
 """
 
 from __future__ import annotations
