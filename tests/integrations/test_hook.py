@@ -20,7 +20,7 @@ from modelpin import signing
 from modelpin.integrations.litellm import STATE_KEY, ModelpinHook
 from modelpin.integrations.settings import parse_settings
 from modelpin.router import RedisSessionStore, Router, bucket
-from tests.integrations.fake_openai import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.integrations.harness import ALIAS, CANDIDATE, STABLE, TOOLS, fleet, start_redis
 from tests.router.tables import envelope, salt_of, write_atomically
 
