@@ -169,8 +169,9 @@ class RouterTelemetry:
 
     def bind(self, route: Route) -> None:
         """Give a route in rollout decisions of its own carrying their rows, so
-        ``record`` needs no lookup. The rows are created at zero (with the shadow row of
-        a shadow route), so each series exists before its first event. Called before
+        ``record`` needs no lookup. The rows are created at zero (with the shadow row and
+        the comparison counters of a shadow route), so each series exists before its
+        first event and ``increase()`` counts that event. Called before
         the route is visible to requests (router ``_apply``); a pinned route keeps the
         table's shared decisions."""
         if route.candidate is None:
@@ -180,6 +181,10 @@ class RouterTelemetry:
             return  # bound at install; a trip re-applied
         if route.mode == SHADOW:  # the shadow model's tool calls count as cohort shadow
             self.row(route.tenant, route.alias, "shadow")
+            key = (route.tenant, route.alias)  # and its comparisons are counted from zero
+            with self._lock:
+                self.shadow_comparisons.setdefault(key, 0)
+                self.shadow_drifted.setdefault(key, 0)
         own: dict[int, Decision] = {}
 
         def bound(d: Decision) -> Decision:
