@@ -236,11 +236,15 @@ class Loop:
         self.prometheus.start()
         self.procs.append(self.prometheus)
 
-    def start_guard(self, name: str = "guard-1") -> Proc:
-        assert self.prometheus is not None
+    def start_guard(self, name: str = "guard-1", prometheus: str | None = None) -> Proc:
+        """``modelpin guard run`` as a process (``prometheus``: another URL than the
+        loop's own server, e.g. one that is down)."""
+        if prometheus is None:
+            assert self.prometheus is not None
+            prometheus = self.prometheus.url
         port = free_port()
         p = Proc(modelpin("guard", "run", "--repo", str(self.guard_repo),
-                          "--prometheus", self.prometheus.url, "--redis", self.redis.url,
+                          "--prometheus", prometheus, "--redis", self.redis.url,
                           "--interval", str(self.guard_interval), "--timeout", "2",
                           "--table", str(self.table), "--trusted-key", self.pub,
                           "--clear-grace", "1", "--github", "acme/fleet",
