@@ -64,3 +64,22 @@ def test_tenant_settings_and_evidence_changes_are_listed(gate: Gate) -> None:
     assert "tenant std-p: workload: chat -> tool-agent" in messages
     assert any(m.startswith("evidence for std-s/primary -> gpt-5-2026-03-14 changed")
                for m in messages), messages
+
+
+def test_evidence_changed_alone_shows_its_effect_on_the_rollout(gate: Gate) -> None:
+    """A trusted evaluator's re-run for std-weak (500/600 -> 600/600), and nothing else:
+    the listing says the evidence changed and what it unblocks (SPEC 2.1 rule 2)."""
+    from tests.gate.test_trust import EVAL, ev_file, sign_raw, signed_base
+
+    pr = gate.pull_request(signed_base())
+    rerun = evidence("std-weak", run_at="2026-03-25T09:00:00Z")
+    pr.path(ev_file("std-weak")).write_bytes(sign_raw(rerun, EVAL))
+    pr.commit()
+    outcome = pr.check()
+    assert outcome.exit_code == 0, outcome.explain()
+    effects = {e["tenant"]: e["message"]
+               for e in outcome.document["summary"]["shown"]["effects"]}  # type: ignore[index]
+    assert effects["std-weak"].startswith(
+        "std-weak/primary: advance to canary 25 of gpt-5-2026-03-14 now allowed, was "
+        "blocked: evidence pass rate"), effects
+    assert set(effects) == {"std-weak"}, effects

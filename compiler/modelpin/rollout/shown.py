@@ -167,6 +167,7 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
                 f"{mid} is blocked in the base ({old_model.blocked_reason}); this change "
                 "makes it pinnable again: a blocked version stays blocked (a fixed release "
                 "is a new model version)")))
+    evidence_changed: set[str] = set()
     for key in sorted({*b.evidence, *h.evidence}):
         old_ev, new_ev = b.evidence.get(key), h.evidence.get(key)
         if old_ev == new_ev:
@@ -174,6 +175,7 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
         file = h.paths.get("evidence:{}/{}/{}".format(*key)) or \
             b.paths.get("evidence:{}/{}/{}".format(*key)) or "evidence/{}/{}/{}".format(*key)
         verb = "added" if old_ev is None else "removed" if new_ev is None else "changed"
+        evidence_changed.add(key[0])
         shown.append(Shown(file, (), f"evidence for {key[0]}/{key[1]} -> {key[2]} {verb}"))
     settings_changed: set[str] = set()
     shown += _tenants_and_aliases(b, h)
@@ -190,7 +192,9 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
                                           {name: getattr(new_t, name)})]
     rules_changed = any(not s.file.startswith("evidence/") for s in shown
                         if not s.message.startswith("tenant "))
-    effects = _effects(base, head, now, None if rules_changed else settings_changed)
+    # Rules touch every rollout; a tenant's settings or evidence touch its own.
+    effects = _effects(base, head, now,
+                       None if rules_changed else settings_changed | evidence_changed)
     return ShownChanges(tuple(shown), tuple(effects), tuple(violations))
 
 
