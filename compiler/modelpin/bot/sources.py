@@ -22,6 +22,7 @@ import httpx
 from modelpin.model.signals import SignalsPolicy
 
 from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
+from .promapi import PrometheusApi
 from .prometheus import PrometheusTelemetry
 from .telemetry import JsonFileTelemetry, RolloutKey, TelemetryError, parse_json_bytes
 
@@ -48,12 +49,22 @@ def prometheus_source(
     starts: Mapping[RolloutKey, datetime] | None = None, now: datetime | None = None,
 ) -> PrometheusTelemetry:
     """``--prometheus URL``; ``starts``: per rollout, when its current step started."""
+    _prometheus_url(url)
+    return PrometheusTelemetry(httpx.Client(base_url=url, timeout=timeout), signals,
+                               timeout=timeout, starts=starts, now=now)
+
+
+def prometheus_api(url: str, *, timeout: float, at: float | None = None) -> PrometheusApi:
+    """``--prometheus URL`` as a bare query client (drift of pinned versions)."""
+    _prometheus_url(url)
+    return PrometheusApi(httpx.Client(base_url=url, timeout=timeout), at=at, timeout=timeout)
+
+
+def _prometheus_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"--prometheus {url}: not an http(s) URL of a Prometheus server",
                           hint=USE_TELEMETRY)
-    return PrometheusTelemetry(httpx.Client(base_url=url, timeout=timeout), signals,
-                               timeout=timeout, starts=starts, now=now)
 
 
 def json_source(where: str, *, timeout: float, max_bytes: int,

@@ -225,7 +225,8 @@ def step_starts(fleet: Fleet, root: Path, rev: str) -> dict[tuple[str, str], dat
               help="sequential: intervals valid however often the same rollout is looked "
               "at (docs/statistics.md); fixed: a single look.")
 def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
-        tenants: tuple[str, ...], dry_run: bool, push: bool, repository: str | None, github_api: str, remote: str, main_branch: str,
+        tenants: tuple[str, ...], dry_run: bool, push: bool, repository: str | None,
+        github_api: str, remote: str, main_branch: str,
         now_text: str | None, timeout: float, retries: int, github_interval: float,
         max_telemetry_mb: float, window_kind: str, looks: str) -> int:
     """Judge every rollout in flight from telemetry and propose the next step as a PR.
