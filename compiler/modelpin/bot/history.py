@@ -65,7 +65,7 @@ def pins_changed(repo: Path, rev: str, folder: str = "tenants") -> dict[str, dat
     """Per tenant file path: the newest first-parent commit that changed a ``pin:`` line
     in it (any alias's: an upper bound on how long each pin has been unchanged)."""
     out = _git(repo, "log", "--first-parent", "--format=@@commit %ct", "--name-only",
-               r"-G^\s*pin:", rev, "--", f"{folder}/")
+               "-G^[[:space:]]*pin:", rev, "--", f"{folder}/")
     found: dict[str, datetime] = {}
     when: datetime | None = None
     for line in (out or "").splitlines():

@@ -71,13 +71,13 @@ MIN_STEP_WINDOW = 60
 
 
 def step_window(start: datetime, at: float, *, cap: timedelta = MAX_STEP_WINDOW,
-                grid: int = STEP_GRID) -> int | None:
+                grid: int = STEP_GRID, minimum: int = MIN_STEP_WINDOW) -> int | None:
     """Seconds of data to read at ``at`` (a POSIX time) for a step that started at
     ``start``: from the start rounded up to ``grid`` (fixed across looks) to ``at``,
-    at most ``cap``; None while shorter than ``MIN_STEP_WINDOW``."""
+    at most ``cap``; None while shorter than ``minimum`` seconds."""
     begin = math.ceil(start.timestamp() / grid) * grid
     seconds = int(at - begin)
-    if seconds < MIN_STEP_WINDOW:
+    if seconds < minimum:
         return None
     return min(seconds, int(cap.total_seconds()))
 
@@ -132,9 +132,14 @@ class PrometheusTelemetry:
         max_bytes: int = MAX_RESPONSE_BYTES,
         starts: Mapping[RolloutKey, datetime] | None = None,
         now: datetime | None = None,
+        grid: int = STEP_GRID,
+        min_window: int = MIN_STEP_WINDOW,
     ) -> None:
         """``starts``: read each rollout since its step started (module docstring);
-        ``now`` (or ``at``) the evaluation time the windows are counted to."""
+        ``now`` (or ``at``) the evaluation time the windows are counted to; ``grid``
+        the rounding of step starts and ``min_window`` the youngest step read, in
+        seconds."""
+        self._grid, self._min_window = grid, min_window
         self._policy = policy
         if at is None and starts is not None:
             at = (now or datetime.now(UTC)).timestamp()
@@ -157,7 +162,7 @@ class PrometheusTelemetry:
             if start is None:
                 out[key] = self._window
                 continue
-            seconds = step_window(start, self._at)
+            seconds = step_window(start, self._at, grid=self._grid, minimum=self._min_window)
             out[key] = None if seconds is None else _duration(seconds)
         return out
 
@@ -214,7 +219,7 @@ class PrometheusTelemetry:
                 general.append(f"shadow drift by tool and kind: {exc}")
         rollouts: dict[RolloutKey, RolloutTelemetry] = {
             k: RolloutTelemetry(tenant=k[0], alias=k[1], window="none: the step started "
-                                f"under {MIN_STEP_WINDOW}s ago", source=self.name)
+                                f"under {self._min_window}s ago", source=self.name)
             for k in young
         }
         problems: dict[RolloutKey, list[str]] = {}
