@@ -15,7 +15,8 @@ Two ways to feed the looks: ``window`` = the last hour (the policy's ``window: 1
 ``--window policy``: the looks see fresh data each time) and ``step`` = the data since
 the step started (``--window step``, the default): the step starts at a random minute,
 its start is rounded up to the 15-minute grid (``prometheus.STEP_GRID``; the minutes
-before it are lost), and each look reads everything from there (cumulative). Two intervals: the fixed one-look interval and the confidence sequence
+before it are lost), and each look reads everything from there (cumulative).
+Two intervals: the fixed one-look interval and the confidence sequence
 (``--looks sequential``, the default). Reported: the share of healthy canaries that
 got at least one rollback proposal in the day (target <= 1%), and the share of
 regressed canaries rolled back within the day with the median hour of detection.

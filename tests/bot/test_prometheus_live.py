@@ -19,7 +19,7 @@ from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.cli import main
 from modelpin.model.signals import SignalsPolicy
 from tests.fleetkit import NOW, FleetSpec, commit_all, git, init_repo, tenant
-from tests.guard.procs import PrometheusProc, Proc, env_with, free_port, python_module, wait_http
+from tests.guard.procs import Proc, PrometheusProc, env_with, free_port, python_module, wait_http
 from tests.router.tables import envelope, payload, route
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -98,8 +98,9 @@ def test_rollouts_with_different_steps_are_read_in_one_request_each_over_its_win
     policy = _policy(signals_policy.model_dump(mode="json", exclude_none=True))
     prom = faults.FakePrometheus(faults.prometheus_table(faults.records()))
     at = datetime(2026, 3, 25, 12, 0, tzinfo=UTC)
-    starts = {("r1", "primary"): at - timedelta(hours=2), ("r2", "primary"): at - timedelta(hours=2),
-              ("r3", "primary"): at - timedelta(days=30), ("r4", "primary"): at - timedelta(seconds=20)}
+    ago = {"r1": timedelta(hours=2), "r2": timedelta(hours=2), "r3": timedelta(days=30),
+           "r4": timedelta(seconds=20)}
+    starts = {(t, "primary"): at - d for t, d in ago.items()}
     try:
         with httpx.Client(base_url=prom.url) as http:
             source = PrometheusTelemetry(http, policy, starts=starts, now=at)
