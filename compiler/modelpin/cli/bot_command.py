@@ -36,10 +36,10 @@ from modelpin.cli.common import (
     warn,
 )
 from modelpin.load.fleet import LoadResult
-from modelpin.load.history import StageKey, records_at, stages_published
+from modelpin.load.history import records_at, stages_entered
 from modelpin.model.fleet import Fleet
 from modelpin.model.signals import SignalsPolicy
-from modelpin.rollout.transitions import FleetContext
+from modelpin.rollout.transitions import FleetContext, clock_start
 
 
 def open_source(telemetry: str | None, prometheus: str | None, signals: SignalsPolicy, *,
@@ -150,8 +150,10 @@ class RemoteFleet:
         return (self.root / path).read_text(encoding="utf-8")
 
     def context(self) -> FleetContext:
-        """With the rollbacks on record (SPEC 2.1 rule 7): they keep a version uncleared."""
-        return FleetContext.build(self.fleet, records_at(self.root, self.rev, self.fleet))
+        """With the rollbacks on record (SPEC 2.1 rule 7: they keep a version uncleared)
+        and when each stage was published (rule 5: the soak clocks count from it)."""
+        return FleetContext.build(self.fleet, records_at(self.root, self.rev, self.fleet),
+                                  stages_entered(self.root, self.rev, self.fleet))
 
 
 def remote_fleet(repo: Path | None, remote: str, main_branch: str, now_text: str | None, *,
@@ -168,26 +170,20 @@ def remote_fleet(repo: Path | None, remote: str, main_branch: str, now_text: str
     return RemoteFleet(git_adapter, base, root, result, now, preview)
 
 
-def step_starts(fleet: Fleet, root: Path, rev: str) -> dict[tuple[str, str], datetime]:
-    """When each rollout in flight's current step started: the later of its ``since``
-    and when main's first-parent history entered that stage (the soak clock's rule,
-    SPEC 2.1 rule 5). Outside git, the ``since``."""
-    wanted: dict[tuple[str, str], StageKey] = {}
-    since: dict[tuple[str, str], datetime] = {}
-    owner: dict[str, str] = {}
-    for tenant_id, tenant in fleet.tenants.items():
-        path = fleet.tenant_path(tenant_id)
-        owner[path] = tenant_id
+def step_starts(ctx: FleetContext) -> dict[tuple[str, str], datetime]:
+    """When each rollout in flight's current step started: the soak clock's start (the
+    later of its ``since`` and the commit that published the stage on main,
+    ``transitions.clock_start``, SPEC 2.1 rule 5)."""
+    out: dict[tuple[str, str], datetime] = {}
+    for tenant_id, tenant in ctx.fleet.tenants.items():
         for name, alias in tenant.aliases.items():
             rollout = alias.rollout
-            if rollout is None or rollout.stage == "rolled-back" or rollout.since is None:
+            if rollout is None or rollout.stage == "rolled-back":
                 continue
-            since[(tenant_id, name)] = rollout.since
-            percent = None if rollout.percent is None else float(rollout.percent)
-            wanted[(path, name)] = (rollout.stage, rollout.candidate, percent)
-    published = {(owner[path], name): at
-                 for (path, name), at in stages_published(root, rev, wanted).items()}
-    return {key: max(at, published.get(key, at)) for key, at in since.items()}
+            start = clock_start(rollout.since, ctx.entered.get((tenant_id, name)))
+            if start is not None:
+                out[(tenant_id, name)] = start
+    return out
 
 
 @click.command()
@@ -251,13 +247,13 @@ def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
     unknown = sorted(set(tenants) - set(at.fleet.tenants))
     if unknown:
         raise CommandError(f"unknown tenant(s): {', '.join(unknown)}")
-    starts = (step_starts(at.fleet, at.root, at.rev)
-              if prometheus is not None and window_kind == "step" else None)
+    ctx = at.context()
+    starts = step_starts(ctx) if prometheus is not None and window_kind == "step" else None
     source = open_source(telemetry, prometheus, at.result.signals, timeout=timeout,
                          max_mb=max_telemetry_mb, starts=starts, now=at.now)
     git_adapter, base = at.git, at.base
     previous = git_adapter.branch_text if git_adapter is not None and not preview else None
-    cycle = run_cycle(at.read_text, at.context(), at.result.signals, source, at.now,
+    cycle = run_cycle(at.read_text, ctx, at.result.signals, source, at.now,
                       only=tenants, previous_text=previous,
                       looks="fixed" if looks == "fixed" else "sequential")
     for problem in cycle.general:
