@@ -134,7 +134,7 @@ def test_the_locked_path_of_a_free_threaded_build_counts_exactly(
     r.refresh()
     assert r.record.__func__ is telemetry.RouterTelemetry._locked_record
     d = r.resolve(T, A, "s-1")
-    n, threads = 5_000, 4
+    n, threads = 2_000, 4
 
     def work() -> None:
         for _ in range(n):
