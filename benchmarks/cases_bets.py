@@ -66,7 +66,7 @@ def write_fleet(root: Path, tenants: int, cases: int, base_url: str) -> None:
 
 
 def _server(config: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.bets.fake_openai", str(config)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", str(config)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -1,7 +1,7 @@
 """Case 9: the latency the modelpin hook adds to a LiteLLM proxy request (p50, p99).
 
 Two proxy processes from the same config, started in this run, in front of the same
-local fake provider (``tests/integrations/fake_openai.py``): one with the hook (tenant
+local fake provider (``tests/fakes/openai_server.py``): one with the hook (tenant
 ``acme`` asks for its alias with a session pinned in a real Redis; the hook resolves,
 rewrites the model, checks the answer's tool call and adds its headers), one without it
 (the same key asks for the exact model version). Requests alternate between the two, one
@@ -33,7 +33,7 @@ def litellm_rows(requests: int, log: Callable[[str], None]) -> list[Row]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         import httpx
-        from tests.integrations.fake_openai import FakeOpenAI, Reply
+        from tests.fakes.openai_server import FakeOpenAI, Reply
         from tests.integrations.harness import (
             ALIAS,
             CANDIDATE,

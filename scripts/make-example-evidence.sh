@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the example fleet's BETS evidence with `modelpin bets run`, against the local
-# fake provider of tests/bets/fake_openai.py (every provider of the fleet is pointed at it
+# fake provider of tests/fakes/openai_server.py (every provider of the fleet is pointed at it
 # through --providers). The pin answers correctly; candidates are "mostly clean" (about 2%
 # of prompts misbehave as provider updates do), so the evidence carries a few failures.
 # Evidence is signed with the example evaluator key (EVALUATOR_KEY, default
@@ -19,7 +19,7 @@ cat > "$WORK/config.json" <<JSON
               "gpt-5-2026-09-14": "mostly-clean", "claude-4-5-20260915": "mostly-clean"},
  "repo": "$ROOT", "api_key": "sk-example-fake"}
 JSON
-"$VENV/bin/python" -m tests.bets.fake_openai "$WORK/config.json" > "$WORK/server.out" &
+"$VENV/bin/python" -m tests.fakes.openai_server "$WORK/config.json" > "$WORK/server.out" &
 SERVER_PID=$!
 for _ in $(seq 100); do grep -q '^PORT ' "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done
 PORT="$(sed -n 's/^PORT //p' "$WORK/server.out")"

@@ -12,8 +12,8 @@ import pytest
 
 from modelpin import signing
 from modelpin.cli import main
-from tests.bets.fake_openai import API_KEY, FakeOpenAI
 from tests.bets.fleet import KEY_ENV, PERSONAS, write_fleet
+from tests.fakes.openai_server import API_KEY, FakeOpenAI
 
 
 @dataclass

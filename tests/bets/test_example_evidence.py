@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelpin.cli import main
-from tests.bets.fake_openai import FakeOpenAI, answers_from_suites
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.personas import answers_from_suites
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = REPO / "examples/keys/evaluator.pem"

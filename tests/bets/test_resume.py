@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from modelpin import signing
-from tests.bets.fake_openai import API_KEY, FakeOpenAI
 from tests.bets.fleet import KEY_ENV, PERSONAS, write_fleet
+from tests.fakes.openai_server import API_KEY, FakeOpenAI
 
 NOW = "2026-03-20T10:00:00Z"
 CONCURRENCY = 2

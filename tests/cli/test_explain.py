@@ -46,7 +46,8 @@ def test_explain_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
                  "--format", "json"]) == 0
     [alias] = json.loads(capsys.readouterr().out)["aliases"]
     assert alias["state"] == {"stage": "canary", "pin": "gpt-5-2026-01-10", "candidate": V,
-                              "percent": 5, "since": "2026-03-24T05:00:00Z"}
+                              "percent": 5, "since": "2026-03-24T05:00:00Z",
+                              "clock_from": "2026-03-24T05:00:00Z"}
     assert alias["evidence"]["passes"] is False
     allowed = {t["kind"]: t["allowed"] for t in alias["transitions"]}
     assert allowed == {"advance": False, "pause": True, "rollback": True}

@@ -1,5 +1,5 @@
 """Fixtures for the LiteLLM integration tests: real proxy replicas (``harness.py``), a
-real Redis, the fake provider (``fake_openai.py``) on loopback."""
+real Redis, the fake provider (``tests/fakes/openai_server.py``) on loopback."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelpin import signing
-from tests.integrations.fake_openai import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI
 from tests.integrations.harness import (
     HarnessError,
     Proxy,

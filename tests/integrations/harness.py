@@ -21,7 +21,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelpin import signing
-from tests.integrations.fake_openai import FakeOpenAI
+from tests.fakes.openai_server import FakeOpenAI
 from tests.router.tables import payload, route
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from modelpin import signing
 from modelpin.integrations.litellm import STATE_KEY, ModelpinHook
 from modelpin.integrations.settings import parse_settings
 from modelpin.router import Router
-from tests.integrations.fake_openai import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.integrations.harness import ALIAS, CANDIDATE, STABLE, TOOLS, fleet
 from tests.router.tables import envelope, write_atomically
 

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelpin import signing
 from modelpin.router import bucket
 from modelpin.router.trips import Trip, TripStore
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.integrations.conftest import Stack, read_json
-from tests.integrations.fake_openai import FakeOpenAI, Reply
 from tests.integrations.harness import (
     ALIAS,
     CANDIDATE,

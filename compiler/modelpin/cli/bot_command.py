@@ -32,7 +32,7 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
-from modelpin.load.history import records_at
+from modelpin.load.history import records_at, stages_entered
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext
 
@@ -179,7 +179,9 @@ def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bo
     previous = git_adapter.branch_text if git_adapter is not None and not preview else None
     # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream.
     records = records_at(root, base or "HEAD", result.fleet)
-    ctx = FleetContext.build(result.fleet, records)
+    # Soak and shadow count from when a stage was published, as check counts (rule 5).
+    ctx = FleetContext.build(result.fleet, records,
+                             stages_entered(root, base or "HEAD", result.fleet))
     cycle = run_cycle(read_text, ctx, result.signals, source, now, only=tenants,
                       previous_text=previous, looks="fixed" if looks == "fixed" else "sequential")
     for problem in cycle.general:

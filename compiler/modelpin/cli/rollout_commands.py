@@ -36,7 +36,7 @@ from modelpin.cli.common import (
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
-from modelpin.load.history import StageKey, pin_history, records_at, stages_published
+from modelpin.load.history import pin_history, records_at, stages_entered
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -47,7 +47,12 @@ from modelpin.rollout.plan import build_plan, plan_json, render_markdown
 from modelpin.rollout.reason import Reason
 from modelpin.rollout.shown import ShownChanges, show_changes
 from modelpin.rollout.state import AliasState
-from modelpin.rollout.transitions import FleetContext, TransitionOption, allowed_transitions
+from modelpin.rollout.transitions import (
+    FleetContext,
+    TransitionOption,
+    allowed_transitions,
+    clock_start,
+)
 
 
 def _git_tree(repo: Path, rev: str) -> GitTree:
@@ -83,6 +88,31 @@ def _require_descent(root: Path, base: GitTree, head: GitTree, base_rev: str,
         )
     raise CommandError(f"cannot tell whether {head_rev} descends from {base_rev}: "
                        f"{proc.stderr.strip()}")
+
+
+def is_shallow(root: Path) -> bool:
+    """Whether ``root`` is a shallow clone (``git clone --depth N``, CI's default checkout)."""
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-shallow-repository"],
+                          capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+SHALLOW_HINT = ("fetch the whole history: `git fetch --unshallow`, or in GitHub Actions "
+                "`actions/checkout` with `fetch-depth: 0`")
+
+
+def _refuse_shallow(root: Path) -> None:
+    """SPEC 2.1 rules 5-7 read the base's published history (earlier pins, rollbacks on
+    record, when a stage was published). A shallow clone cuts it off, and what is cut off
+    would read as "never happened": a rollback on record forgotten, a stage's clock
+    started at its author-written ``since``. The gate refuses to judge without it."""
+    if is_shallow(root):
+        raise CommandError(
+            f"{root} is a shallow clone: the history check reads (first-parent pins, "
+            "rollbacks on record, when each stage was published) is missing, so nothing "
+            "is judged",
+            hint=SHALLOW_HINT,
+        )
 
 
 @dataclass
@@ -148,6 +178,7 @@ class _Judged:
 def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
            fmt: str = "text") -> _Judged:
     root = repo if repo is not None else default_repo()
+    _refuse_shallow(root)
     base_tree = _git_tree(root, base_rev)
     head_tree = _git_tree(root, head_rev)
     _require_descent(root, base_tree, head_tree, base_rev, head_rev)
@@ -162,18 +193,19 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
         raise CommandError(f"head {head_rev} is not a valid fleet", exit_code=EXIT_INVALID)
     base_fleet = _fleet_or_fail(base_result, f"base {base_rev}")
     records = records_at(root, base_tree.commit, base_fleet)
-    base = FleetContext.build(base_fleet, records)
+    changed = changed_tenants(base_fleet, head_result.fleet)
+    # When each base stage the change moves was published (the clocks' start, rule 5).
+    entered = stages_entered(root, base_tree.commit, base_fleet,
+                             _moved(base_fleet, head_result.fleet, changed))
+    base = FleetContext.build(base_fleet, records, entered)
     # Evidence and approvals count only as the BASE's trust lists say (SPEC 2.1 rules 3, 4).
     head = FleetContext.build(attestation.authenticate_fleet(head_result.fleet, base_fleet),
-                              records)
+                              records, entered)
     changes: list[Change] = []
-    changed = changed_tenants(base.fleet, head.fleet)
-    entered = _stages_entered(root, base_tree, base, head, changed)
     for tenant_id in changed:
         history = _history_for(root, base_tree, base, head, tenant_id)
         changes += judge_tenant(base, head, tenant_id, base_time=base_tree.commit_time,
-                                now=now, previous_pins=history,
-                                entered=entered.get(tenant_id, {}))
+                                now=now, previous_pins=history)
     # Evidence added or changed by the change but not counted: a violation on its file,
     # even when no transition uses it (once: a transition may have said it already).
     said = {(r.file, r.code, r.message) for c in changes for r in c.reasons if r.file}
@@ -188,28 +220,14 @@ def _judge(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None
                    shown)
 
 
-def _stages_entered(root: Path, base_tree: GitTree, base: FleetContext, head: FleetContext,
-                    changed: list[str]) -> dict[str, dict[str, datetime]]:
-    """Per changed tenant and in-flight alias that the change moves: when its base stage
-    was published on the base's first-parent history (the soak and shadow clocks start
-    there, not at an author-written ``since``: SPEC 2.1 rule 5)."""
-    wanted: dict[tuple[str, str], StageKey] = {}
-    owner: dict[str, str] = {}
+def _moved(base: Fleet, head: Fleet, changed: list[str]) -> list[tuple[str, str]]:
+    """The (tenant, alias) pairs of changed tenants whose alias the change edits."""
+    out = []
     for tenant_id in changed:
-        old, new = base.fleet.tenants.get(tenant_id), head.fleet.tenants.get(tenant_id)
-        if old is None or new is None:
-            continue
-        path = base.fleet.tenant_path(tenant_id)
-        owner[path] = tenant_id
-        for name, alias in old.aliases.items():
-            rollout = alias.rollout
-            if rollout is None or rollout.stage == "rolled-back" or new.aliases.get(name) == alias:
-                continue
-            percent = None if rollout.percent is None else float(rollout.percent)
-            wanted[(path, name)] = (rollout.stage, rollout.candidate, percent)
-    out: dict[str, dict[str, datetime]] = {}
-    for (path, name), at in stages_published(root, base_tree.commit, wanted).items():
-        out.setdefault(owner[path], {})[name] = at
+        old, new = base.tenants.get(tenant_id), head.tenants.get(tenant_id)
+        if old is not None and new is not None:
+            out += [(tenant_id, name) for name, alias in old.aliases.items()
+                    if new.aliases.get(name) != alias]
     return out
 
 
@@ -320,13 +338,19 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
     if result.fleet is None or has_errors(result.diagnostics):
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
         return EXIT_INVALID
-    history_rev = rev or ("HEAD" if (root / ".git").exists() else None)
-    records = records_at(root, history_rev, result.fleet) if history_rev else {}
-    ctx = FleetContext.build(result.fleet, records)
-    found = ctx.fleet.tenants.get(tenant)
+    found = result.fleet.tenants.get(tenant)
     if found is None:
-        guess = did_you_mean(tenant, sorted(ctx.fleet.tenants))
+        guess = did_you_mean(tenant, sorted(result.fleet.tenants))
         raise CommandError(f"unknown tenant {tenant!r}", hint=guess)
+    history_rev = rev or ("HEAD" if (root / ".git").exists() else None)
+    if history_rev and is_shallow(root):
+        warn(f"{root} is a shallow clone: rollbacks on record and when stages were "
+             "published may be missing, so a transition shown allowed may be refused by "
+             f"check ({SHALLOW_HINT})")
+    records = records_at(root, history_rev, result.fleet) if history_rev else {}
+    entered = stages_entered(root, history_rev, result.fleet,
+                             [(tenant, name) for name in found.aliases]) if history_rev else {}
+    ctx = FleetContext.build(result.fleet, records, entered)
     if alias is not None and alias not in found.aliases:
         raise CommandError(f"tenant {tenant} has no alias {alias!r}",
                            hint=f"aliases: {', '.join(sorted(found.aliases))}")
@@ -344,17 +368,23 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
                                            group, now, ())
         options = allowed_transitions(ctx, tenant, name, now,
                                       previous_pins=history.get(name, set()) - {state.pin})
-        report.append((name, state, evidence, options))
+        report.append((name, state, evidence, options,
+                       clock_start(state.since, ctx.entered.get((tenant, name)))))
     if fmt == "json":
         click.echo(json.dumps(_explain_json(tenant, found.group, now, report), indent=2))
         return EXIT_OK
     click.echo(f"tenant {tenant} (group {found.group}{', frozen' if found.freeze else ''}) "
                f"at {format_time(now)}")
-    for name, state, evidence, options in report:
+    for name, state, evidence, options, _ in report:
         click.echo(f"\n{name}: {state.label()}")
         if state.since is not None:
             click.echo(f"  since {format_time(state.since)} "
                        f"({gates.format_span(now - state.since)} ago)")
+            start = clock_start(state.since, ctx.entered.get((tenant, name)))
+            if start is not None and start != state.since:
+                click.echo(f"  published on main {format_time(start)} "
+                           f"({gates.format_span(now - start)} ago): soak and shadow count "
+                           "from here")
         if state.candidate and state.kind != "rolled-back":
             click.echo(f"  pin {state.pin}, candidate {state.candidate}")
         if evidence is not None:
@@ -372,17 +402,19 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
     return EXIT_OK
 
 
-_Report = list[tuple[str, AliasState, gates.EvidenceCheck | None, list[TransitionOption]]]
+_Report = list[tuple[str, AliasState, gates.EvidenceCheck | None, list[TransitionOption],
+                     datetime | None]]
 
 
 def _explain_json(tenant: str, group: str, now: datetime, report: _Report) -> dict[str, object]:
     aliases = []
-    for name, state, evidence, options in report:
+    for name, state, evidence, options, start in report:
         aliases.append({
             "alias": name,
             "state": {"stage": state.kind, "pin": state.pin, "candidate": state.candidate,
                       "percent": state.percent,
-                      "since": format_time(state.since) if state.since else None},
+                      "since": format_time(state.since) if state.since else None,
+                      "clock_from": format_time(start) if start else None},
             "evidence": None if evidence is None else {
                 "summary": evidence.summary(), "passes": evidence.passes,
                 "reasons": [{"code": r.code, "message": r.message} for r in evidence.reasons]},

@@ -9,7 +9,7 @@ shell; the rollout engine gets plain values.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -212,3 +212,29 @@ def records_at(repo: Path, rev: str, fleet: Fleet) -> dict[tuple[str, str], set[
     rollout (check, explain, the bot, the guard, lifecycle) passes to ``FleetContext``. Outside a
     git repository there is no published history: no records."""
     return open_records(rollback_history(repo, rev), fleet)
+
+
+def stages_entered(repo: Path, rev: str, fleet: Fleet,
+                   only: Iterable[tuple[str, str]] | None = None
+                   ) -> dict[tuple[str, str], datetime]:
+    """Per (tenant, alias) in flight in ``fleet`` (as read at ``rev``; or only those of
+    ``only``): when its current stage was published on the first-parent history of
+    ``rev`` (``stages_published``). What every judge of a rollout (check, explain, the
+    bot) passes to ``FleetContext.entered``: the soak and shadow clocks start at the later
+    of it and ``since`` (``transitions.clock_start``). Outside a git repository, or for a
+    stage the repository's first commit already had: absent (the clock runs from since)."""
+    pairs = list(only) if only is not None else [
+        (tid, name) for tid, t in fleet.tenants.items() for name in t.aliases]
+    wanted: dict[tuple[str, str], StageKey] = {}
+    owner: dict[tuple[str, str], tuple[str, str]] = {}
+    for tid, name in pairs:
+        tenant = fleet.tenants.get(tid)
+        alias = tenant.aliases.get(name) if tenant else None
+        rollout = alias.rollout if alias else None
+        if rollout is None or rollout.stage == "rolled-back":
+            continue
+        percent = None if rollout.percent is None else float(rollout.percent)
+        key = (fleet.tenant_path(tid), name)
+        wanted[key] = (rollout.stage, rollout.candidate, percent)
+        owner[key] = (tid, name)
+    return {owner[key]: at for key, at in stages_published(repo, rev, wanted).items()}

@@ -71,11 +71,10 @@ def judge_tenant(
     base_time: datetime,
     now: datetime,
     previous_pins: Mapping[str, Collection[str]] | None = None,
-    entered: Mapping[str, datetime] | None = None,
 ) -> list[Change]:
     """Every change of one tenant between base and head. ``previous_pins`` maps an alias
-    to the pins it had before its base pin, ``entered`` an in-flight alias to when its
-    base stage was published (both from history; the caller reads git)."""
+    to the pins it had before its base pin (from history; the caller reads git); when a
+    base stage was published comes from ``base.entered``."""
     old = base.fleet.tenants.get(tenant_id)
     new = head.fleet.tenants.get(tenant_id)
     history = previous_pins or {}
@@ -106,7 +105,7 @@ def judge_tenant(
                 base_time=base_time,
                 now=now,
                 previous_pins=history.get(name, ()),
-                entered_at=(entered or {}).get(name),
+                entered_at=base.entered.get((tenant_id, name)),
             )
         )
     return changes

@@ -8,10 +8,12 @@ supplies (the CLI maps model paths to file:line:col).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from modelpin.diagnostics import escape_controls
 from modelpin.rollout import gates
 from modelpin.rollout.change import Change
 from modelpin.rollout.reason import Reason
@@ -167,8 +169,37 @@ def _sunsets(head: FleetContext, now: datetime) -> list[PlanWarning]:
     return out
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_MARKDOWN_ACTIVE = frozenset("\\`*_[]|~")
+"""ASCII punctuation that can open a markdown construct inside a line (code spans,
+emphasis, links and images, table cells, strikethrough): escaped with a backslash.
+(Parentheses and ``!`` only act after a ``]``, which is escaped.)"""
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+"""HTML is never passed through: no tag, comment (a forged ``<!-- modelpin-plan -->``
+marker), ``<details>`` or autolink can come from a value."""
+_WORD_JOINER = "\u2060"
+_NOTIFIERS = re.compile(r"(@|#)(?=[A-Za-z0-9])|(:)(?=[A-Za-z0-9_+-]*[A-Za-z][A-Za-z0-9_+-]*:)")
+"""``@name`` (a mention that notifies), ``#12`` (a cross-reference) and ``:name:`` (an
+emoji such as a forged :white_check_mark:): GitHub finds these in the rendered text, after
+backslash escapes are gone, so an invisible word joiner is put after the sigil."""
+_SAFE_CODE = re.compile(r"[A-Za-z0-9 ._/:+=,~^@-]*")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` (any value a file can hold) as inert markdown: one line, no HTML, no
+    markdown construct, no mention, no cell break; it renders as the literal text. The one
+    escaping function of every markdown modelpin writes (plan comments, bot PR bodies)."""
+    one_line = " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+    out = _NOTIFIERS.sub(lambda m: (m.group(1) or m.group(2)) + _WORD_JOINER,
+                         escape_controls(one_line))
+    return "".join(_ENTITIES.get(c) or ("\\" + c if c in _MARKDOWN_ACTIVE else c) for c in out)
+
+
+def _code(text: str) -> str:
+    """``text`` as a code span when it holds only plain characters (a path, a ref, a
+    location), else escaped text: inside a code span no escape works."""
+    if _SAFE_CODE.fullmatch(text) and text:
+        return f"`{text}`"
+    return escape_markdown(text)
 
 
 def _collapse(summary: str, body: list[str], *, always: bool = False) -> list[str]:
@@ -178,13 +209,18 @@ def _collapse(summary: str, body: list[str], *, always: bool = False) -> list[st
 
 
 def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
-    """A GitHub comment: verdict, changes, blast radius, violations, warnings."""
+    """A GitHub comment: verdict, changes, blast radius, violations, warnings.
+
+    Every value that comes from the fleet (a file name, a message quoting a value) goes
+    through ``escape_markdown`` (or ``_code``): a file cannot write markdown or HTML into
+    the comment."""
+    e = escape_markdown
     violations = plan.violations
     tenants = {c.tenant for c in plan.changes}
     count = len(violations) + plan.invariant_violations
     verdict = f":x: {count} violation(s)" if count else ":white_check_mark: all allowed"
     out = [
-        f"## modelpin plan: `{plan.base}` → `{plan.head}`",
+        f"## modelpin plan: {_code(plan.base)} → {_code(plan.head)}",
         "",
         f"**{len(plan.changes)} change(s) in {len(tenants)} tenant(s)** — {verdict}",
         "",
@@ -201,9 +237,8 @@ def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
             after = c.after.label() if c.after else "(removed)"
             verdict_cell = "allowed" if c.allowed else ", ".join(r.code for r in c.reasons)
             rows.append(
-                f"| {_cell(c.tenant)} | {_cell(c.alias or '(tenant)')} | {_cell(before)} | "
-                f"{_cell(after)} | {c.kind or '—'} | {'✅' if c.allowed else '❌'} "
-                f"{verdict_cell} |"
+                f"| {e(c.tenant)} | {e(c.alias or '(tenant)')} | {e(before)} | {e(after)} | "
+                f"{e(c.kind or '—')} | {'✅' if c.allowed else '❌'} {e(verdict_cell)} |"
             )
         out += ["### Changes", "", *_collapse(f"{len(plan.changes)} changes", rows), ""]
         out += [
@@ -216,39 +251,36 @@ def render_markdown(plan: Plan, locate: Locate | None = None) -> str:
             names = ", ".join(g.tenants[:DETAILS_AFTER])
             if len(g.tenants) > DETAILS_AFTER:
                 names += f", … ({len(g.tenants) - DETAILS_AFTER} more)"
-            out.append(
-                f"| {g.group} | {len(g.tenants)} of {g.group_size} | {g.aliases} | {_cell(names)} |"
-            )
+            out.append(f"| {e(g.group)} | {len(g.tenants)} of {g.group_size} | {g.aliases} | "
+                       f"{e(names)} |")
         out.append("")
     shown = plan.shown
     if shown is not None and (shown.shown or shown.effects):
-        listed = [f"- `{_cell(c.file)}` {_cell(c.message)}" for c in shown.shown]
+        listed = [f"- {_code(c.file)} {e(c.message)}" for c in shown.shown]
         out += ["### Rules, evidence and settings changed", "",
                 *_collapse(f"{len(listed)} changes", listed), ""]
         if shown.effects:
-            effects = [f"- {_cell(e.message)}" for e in shown.effects]
+            effects = [f"- {e(item.message)}" for item in shown.effects]
             out += ["### Effect on rollouts in flight", "",
                     *_collapse(f"{len(effects)} rollouts affected", effects), ""]
     if violations or plan.invariant_violations:
         lines = []
         for item in shown.violations if shown else ():
-            lines.append(f"- `{item.file}` **{item.code}** {item.message}")
+            lines.append(f"- {_code(item.file)} **{e(item.code)}** {e(item.message)}")
         for change, reason in violations:
-            where = f"`{locate(change.tenant, reason)}` " if locate else ""
-            lines.append(
-                f"- {where}**{reason.code}** {_cell(change.tenant)}"
-                f"{'/' + change.alias if change.alias else ''}: {reason.message}"
-            )
-        out += ["### Violations", "", *_collapse(f"{len(violations)} violations", lines), ""]
+            where = f"{_code(locate(change.tenant, reason))} " if locate else ""
+            subject = change.tenant + (f"/{change.alias}" if change.alias else "")
+            lines.append(f"- {where}**{e(reason.code)}** {e(subject)}: {e(reason.message)}")
+        out += ["### Violations", "", *_collapse(f"{len(lines)} violations", lines), ""]
     if plan.warnings:
         out += ["### Warnings", ""]
         for w in plan.warnings:
-            out.append(f"- **{w.code}** {w.message}")
+            out.append(f"- **{e(w.code)}** {e(w.message)}")
             if len(w.tenants) > 1:
                 out += [
                     "  <details><summary>tenants</summary>",
                     "",
-                    "  " + ", ".join(w.tenants),
+                    "  " + e(", ".join(w.tenants)),
                     "",
                     "  </details>",
                 ]

@@ -31,7 +31,9 @@ The table itself (which stage follows which, through which gates) is data in
 
 Time. ``now`` is the runner's clock (or ``--now``), never a commit date (SPEC 2.1 rule
 5); ``base_time`` is the base commit time. Soak and shadow clocks run from the *base*
-state's ``since``: a change cannot shorten them. Every changed ``since`` must not be
+state's ``since``, or from when that stage was published on main if later
+(``clock_start``, ``FleetContext.entered``): a change cannot shorten them, and explain,
+the bot and check count them alike. Every changed ``since`` must not be
 earlier than ``base_time`` (no backdating) nor later than ``now`` (no future times), and
 a transition into a new stage (other than pause and rollback, which are never blocked)
 must set a fresh ``since``.
@@ -73,6 +75,7 @@ __all__ = [
     "TransitionKind",
     "TransitionOption",
     "allowed_transitions",
+    "clock_start",
     "frozen_reasons",
     "transition_gates",
     "under_base_rules",
@@ -89,18 +92,23 @@ class FleetContext:
 
     ``records``: rollbacks kept on record from the published history (SPEC 2.1 rule 7),
     per (tenant, alias) the candidates rolled back from and not cleared since.
+    ``entered``: per (tenant, alias) in flight, when its current stage was published on
+    the first-parent history (``load.history.stages_entered``); the one source of the
+    soak and shadow clocks for explain, the bot and check alike (``clock_start``).
     """
 
     fleet: Fleet
     graph: GroupGraph
     index: FleetIndex
     records: RollbackRecords = field(default_factory=dict)
+    entered: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, fleet: Fleet, records: RollbackRecords | None = None) -> FleetContext:
+    def build(cls, fleet: Fleet, records: RollbackRecords | None = None,
+              entered: Mapping[tuple[str, str], datetime] | None = None) -> FleetContext:
         records = dict(records or {})
         return cls(fleet, GroupGraph.build(fleet.policy.groups),
-                   FleetIndex.build(fleet, records), records)
+                   FleetIndex.build(fleet, records), records, dict(entered or {}))
 
 
 def under_base_rules(base: FleetContext, head: FleetContext) -> FleetContext:
@@ -110,7 +118,7 @@ def under_base_rules(base: FleetContext, head: FleetContext) -> FleetContext:
     rules = {f.name: getattr(base.fleet, f.name) for f in dataclasses.fields(Fleet)
              if f.name not in _DATA_FIELDS}
     return FleetContext(dataclasses.replace(head.fleet, **rules), base.graph, head.index,
-                        base.records)
+                        base.records, base.entered)
 
 
 _DATA_FIELDS = frozenset({"tenants", "evidence", "paths", "evidence_sources", "evidence_trust",
@@ -186,7 +194,8 @@ def allowed_transitions(
     group = ctx.fleet.policy.groups[tenant.group]
     judge = Facts(ctx, ctx, tenant, tenant.group, group, tenant.freeze, now,
                   previous_pins=previous_pins, override=tenant.override_allowed,
-                  override_in_head=tenant.override_allowed)
+                  override_in_head=tenant.override_allowed,
+                  entered_at=ctx.entered.get((tenant_id, alias_name)))
     state = AliasState.of(alias)
     approvals = alias.rollout.approvals if alias.rollout else []
     options: list[TransitionOption] = []
@@ -326,22 +335,24 @@ def _rollback_record(m: _Move) -> list[Reason]:
     )]
 
 
-def _clock_start(m: _Move) -> datetime | None:
-    """A stage's clock starts when it was entered: its ``since``, but never before it was
-    published on main (an author may write a ``since`` as old as a days-old base commit;
-    SPEC 2.1 rule 5)."""
-    since, published = m.current.since, m.j.entered_at
+def clock_start(since: datetime | None, published: datetime | None) -> datetime | None:
+    """When a stage's soak or shadow clock starts: the later of its ``since`` and the
+    commit that published the stage on main (SPEC 2.1 rule 5: a stage is entered when the
+    change merges; an author may write a ``since`` as old as a days-old base commit). The
+    one definition: check, explain and the bot all count from here."""
     if since is None or published is None:
         return since
     return max(since, published)
 
 
 def _shadow_time(m: _Move) -> list[Reason]:
-    return gates.clock_gate("shadow", _clock_start(m), m.j.now, m.j.group.shadow, m.path)
+    start = clock_start(m.current.since, m.j.entered_at)
+    return gates.clock_gate("shadow", start, m.j.now, m.j.group.shadow, m.path)
 
 
 def _soak(m: _Move) -> list[Reason]:
-    return gates.clock_gate("soak", _clock_start(m), m.j.now, m.j.group.soak, m.path)
+    start = clock_start(m.current.since, m.j.entered_at)
+    return gates.clock_gate("soak", start, m.j.now, m.j.group.soak, m.path)
 
 
 def _evidence(m: _Move) -> list[Reason]:

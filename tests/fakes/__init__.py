@@ -1,0 +1,1 @@
+"""Fakes of what the tests may fake: LLM providers (chat completions)."""
