@@ -9,6 +9,7 @@ a damaged file, a cache of other code or a git failure is never an answer.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_every_answer_equals_reading_git(tmp_path: Path,
     for commit in commits:  # each one extends the one before
         assert remembered_rollback_history(repo, commit, cache) == expected[commit]
     assert scanned[0] == commits[0]
-    assert scanned[1:] == [f"{a}..{b}" for a, b in zip(commits, commits[1:], strict=False)]
+    assert scanned[1:] == [f"{a}..{b}" for a, b in itertools.pairwise(commits)]
     scanned.clear()
     for commit in reversed(commits):  # remembered: no git log at all
         assert remembered_rollback_history(repo, commit, cache) == expected[commit]
