@@ -44,6 +44,7 @@ def litellm_rows(requests: int, log: Callable[[str], None]) -> list[Row]:
             fleet,
             proxy_config,
             start_redis,
+            trust_root,
         )
         from tests.router.tables import envelope, salt_of, write_atomically
 
@@ -63,13 +64,15 @@ def litellm_rows(requests: int, log: Callable[[str], None]) -> list[Row]:
         red = None
         proxies: list[Proxy] = []
         try:
+            root = trust_root(tmp / "root", key)
             red = start_redis(tmp / "redis")
             for name, hook, callbacks in (
                 ("with-hook", True, None),
                 ("without-hook", False, None),
                 ("noop-hook", False, ["tests.integrations.noop_hook.handler"]),
             ):
-                config = proxy_config(fake=fake, table=table, key=key, redis_url=red.url,
+                config = proxy_config(provider=(fake.base_url, fake.api_key), table=table,
+                                      root=root, redis_url=red.url,
                                       state_file=tmp / f"{name}.floor.json", hook=hook,
                                       callbacks=callbacks)
                 proxies.append(Proxy(config, tmp / name, name))

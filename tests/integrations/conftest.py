@@ -29,6 +29,7 @@ from tests.integrations.harness import (
     free_port,
     proxy_config,
     start_redis,
+    trust_root,
 )
 from tests.router.tables import envelope, write_atomically
 
@@ -58,9 +59,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     proxies: list[Proxy] = []
     ports = [free_port(), free_port()]
     try:
+        # Trust as README tells users: a signed root file in config.yaml, not bare keys.
+        root = trust_root(tmp / "root", key)
         red = start_redis(tmp / "redis")
         for i in range(2):
-            config = proxy_config(fake=fake, table=table, key=key, redis_url=red.url,
+            config = proxy_config(provider=(fake.base_url, fake.api_key), table=table,
+                                  root=root, redis_url=red.url,
                                   state_file=tmp / f"floor-{i}.json", metrics_port=ports[i])
             proxies.append(Proxy(config, tmp / f"replica-{i}", f"replica-{i}"))
         for p in proxies:

@@ -21,7 +21,6 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelpin import signing
-from tests.fakes.openai_server import FakeOpenAI
 from tests.router.tables import payload, route
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,17 +122,48 @@ def litellm_executable() -> str:
     return str(exe)
 
 
-def proxy_config(*, fake: FakeOpenAI, table: Path, key: Ed25519PrivateKey, redis_url: str,
+def modelpin_cli(*args: str) -> None:
+    """Run the ``modelpin`` command as a user would (a child process)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", "from modelpin.cli import run; run()", *args],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise HarnessError(f"modelpin {' '.join(args)} failed ({proc.returncode}):\n"
+                           f"{proc.stdout}\n{proc.stderr}")
+
+
+def trust_root(directory: Path, table_key: Ed25519PrivateKey) -> Path:
+    """A signed trust root naming ``table_key`` as the table key, made the documented way
+    (docs/trust-root.md): ``modelpin root init`` with an offline root key, then ``modelpin
+    root sign``. The file a proxy's ``callback_settings.modelpin.root`` names."""
+    directory.mkdir(parents=True, exist_ok=True)
+    root_key = signing.generate_private_key()
+    (directory / "root-admin.pem").write_bytes(signing.private_key_pem(root_key))
+    (directory / "root-admin.pub").write_text(signing.public_key_b64(root_key.public_key()))
+    (directory / "ci.pub").write_text(signing.public_key_b64(table_key.public_key()))
+    root = directory / "modelpin-root.json"
+    modelpin_cli("root", "init", "--root-key", str(directory / "root-admin.pub"),
+                 "--table-key", str(directory / "ci.pub"), "--out", str(root))
+    modelpin_cli("root", "sign", str(root), "--key", str(directory / "root-admin.pem"))
+    return root
+
+
+def proxy_config(*, provider: tuple[str, str], table: Path, root: Path, redis_url: str,
                  state_file: Path, hook: bool = True, metrics_port: int | None = None,
-                 callbacks: list[str] | None = None
-                 ) -> dict[str, Any]:
-    models = [
-        {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": fake.base_url,
-                                             "api_key": fake.api_key}}
+                 callbacks: list[str] | None = None) -> dict[str, Any]:
+    """A proxy's config.yaml as README "The LiteLLM proxy integration" has users write it:
+    the model list, the one callback line, and ``callback_settings.modelpin`` with the
+    table, the signed trust root file and the shared Redis. ``provider``: the
+    OpenAI-compatible server's base URL and API key."""
+    api_base, api_key = provider
+    models_list = [
+        {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": api_base,
+                                             "api_key": api_key}}
         for m in (STABLE, CANDIDATE)
     ]
     config: dict[str, Any] = {
-        "model_list": models,
+        "model_list": models_list,
         "general_settings": {"master_key": "sk-master",
                              "custom_auth": "tests.integrations.tenant_auth.authenticate"},
         "litellm_settings": {"num_retries": 0, "request_timeout": 30},
@@ -144,7 +174,7 @@ def proxy_config(*, fake: FakeOpenAI, table: Path, key: Ed25519PrivateKey, redis
         config["litellm_settings"]["callbacks"] = ["modelpin.integrations.litellm.proxy_handler"]
         settings: dict[str, Any] = {
             "table": str(table),
-            "trusted_keys": [signing.public_key_b64(key.public_key())],
+            "root": str(root),
             "state_file": str(state_file),
             "redis_url": redis_url,
             "poll_interval": 0.2,

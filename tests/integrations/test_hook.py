@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import HTTPException
 from litellm.proxy._types import UserAPIKeyAuth
 from prometheus_client import CollectorRegistry
@@ -17,10 +19,10 @@ from prometheus_client import CollectorRegistry
 from modelpin import signing
 from modelpin.integrations.litellm import STATE_KEY, ModelpinHook
 from modelpin.integrations.settings import parse_settings
-from modelpin.router import Router
+from modelpin.router import RedisSessionStore, Router, bucket
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.integrations.harness import ALIAS, CANDIDATE, STABLE, TOOLS, fleet
-from tests.router.tables import envelope, write_atomically
+from tests.integrations.harness import ALIAS, CANDIDATE, STABLE, TOOLS, fleet, start_redis
+from tests.router.tables import envelope, salt_of, write_atomically
 
 ACME = UserAPIKeyAuth(api_key="sk-acme", team_id="t", team_metadata={"modelpin_tenant": "acme"})
 BETA = UserAPIKeyAuth(api_key="sk-beta", team_id="t", team_metadata={"modelpin_tenant": "beta"})
@@ -177,3 +179,115 @@ def test_the_proxy_handler_is_built_from_callback_settings_with_a_trust_root(
         assert out["model"] == STABLE
     finally:
         hook.router.stop()
+
+
+# --- the sticky-session lookup never holds the event loop; Redis faults never raise ------
+
+
+def redis_hook(tmp_path: Path, fake: FakeOpenAI, url: str, *, remote_sessions: bool,
+               timeout: float) -> ModelpinHook:
+    """A hook whose router pins sessions in a real Redis at ``url``."""
+    key = signing.generate_private_key()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    table = tmp_path / "t.dsse.json"
+    write_atomically(table, envelope(fleet(1), [key]))
+    router = Router(table, [key.public_key()], registry=CollectorRegistry(),
+                    session_store=RedisSessionStore.from_url(url, timeout=timeout))
+    router.refresh()
+    raw = {"table": str(table), "trusted_keys": [signing.public_key_b64(key.public_key())],
+           "redis_url": url}
+    return ModelpinHook(router, parse_settings(raw, {}), remote_sessions=remote_sessions)
+
+
+async def loop_stall_while(hook: ModelpinHook, sessions: list[str]) -> tuple[float, float,
+                                                                            list[str]]:
+    """Resolve ``sessions`` at once through the pre-call hook while a ticker measures the
+    event loop: (longest gap between ticks, the slowest request, the models chosen)."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def one(sid: str) -> tuple[float, str]:
+        start = time.perf_counter()
+        out = await hook.async_pre_call_hook(ACME, None, request(sid), "acompletion")
+        return time.perf_counter() - start, out["model"]
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    results = await asyncio.gather(*(one(s) for s in sessions))
+    done.set()
+    await tick
+    return max(gaps), max(t for t, _ in results), [m for _, m in results]
+
+
+def canary_bucket(n: int) -> list[str]:
+    salt = salt_of("acme", ALIAS, CANDIDATE)
+    return [s for s in (f"slow-{i}" for i in range(2000)) if bucket(salt, s) < 2500][:n]
+
+
+@pytest.mark.slow
+def test_a_slow_redis_never_stalls_the_proxy_event_loop(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """A real redis-server made slow (CLIENT PAUSE): with the hook's default (a remote
+    store is read off the loop) the loop keeps ticking while requests wait for Redis; the
+    same hook resolving on the loop (the old way, the control) stalls it for the whole
+    Redis timeout. Either way the request is decided (by its bucket) and nothing raises."""
+    red = start_redis(tmp_path / "redis")
+    admin = redis.Redis.from_url(red.url)
+    try:
+        sessions = canary_bucket(4)
+        stalls: dict[bool, tuple[float, float, list[str]]] = {}
+        for remote in (True, False):
+            hook = redis_hook(tmp_path / str(remote), fake, red.url, remote_sessions=remote,
+                              timeout=0.4)
+            admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+            stalls[remote] = asyncio.run(loop_stall_while(hook, sessions))
+            admin.execute_command("CLIENT", "UNPAUSE")
+            errors = hook.router.registry.get_sample_value(
+                "modelpin_router_session_store_errors_total", {"router": "default"})
+            assert errors is not None and errors >= 1
+            hook.router.stop()
+    finally:
+        admin.close()
+        red.process.kill()
+        red.process.wait()
+    off_loop, on_loop = stalls[True], stalls[False]
+    print(f"longest event-loop gap: off the loop {off_loop[0] * 1000:.0f} ms, "
+          f"on the loop {on_loop[0] * 1000:.0f} ms (slowest request "
+          f"{off_loop[1] * 1000:.0f} / {on_loop[1] * 1000:.0f} ms)")
+    for _gap, slowest, models in (off_loop, on_loop):
+        assert slowest >= 0.35  # Redis really was slow: the store's 0.4 s timeout ran out
+        assert models == [CANDIDATE] * len(sessions)  # decided by bucket, no error
+    assert on_loop[0] >= 0.35  # the control: resolving on the loop stalls it
+    assert off_loop[0] < 0.15, off_loop  # the hook's way: the loop kept ticking
+
+
+def test_redis_down_decides_by_bucket_and_never_raises(tmp_path: Path, fake: FakeOpenAI) -> None:
+    """No Redis at all (nothing listens on the port): every request is still decided, by
+    its bucket (no stickiness), fast, and the fault is counted; nothing raises."""
+    red = start_redis(tmp_path / "redis")
+    url = red.url
+    red.process.kill()
+    red.process.wait()
+    hook = redis_hook(tmp_path, fake, url, remote_sessions=True, timeout=0.05)
+    salt = salt_of("acme", ALIAS, CANDIDATE)
+    sessions = [f"down-{i}" for i in range(40)]
+    try:
+        start = time.perf_counter()
+        models = [run(hook.async_pre_call_hook(ACME, None, request(s), "acompletion"))["model"]
+                  for s in sessions]
+        elapsed = time.perf_counter() - start
+    finally:
+        hook.router.stop()
+    assert models == [CANDIDATE if bucket(salt, s) < 2500 else STABLE for s in sessions]
+    assert CANDIDATE in models and STABLE in models
+    assert elapsed < 2.0, elapsed  # marked down after the first failure: no 40 timeouts
+    errors = hook.router.registry.get_sample_value(
+        "modelpin_router_session_store_errors_total", {"router": "default"})
+    assert errors is not None and errors >= len(sessions)

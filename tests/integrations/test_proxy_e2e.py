@@ -14,7 +14,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelpin import signing
 from modelpin.router import bucket
 from modelpin.router.trips import Trip, TripStore
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -220,8 +219,8 @@ def test_a_bad_hook_setting_stops_the_proxy_at_start_up_with_every_problem(
 ) -> None:
     fake = FakeOpenAI()
     try:
-        config = proxy_config(fake=fake, table=tmp_path / "t.json",
-                              key=signing.generate_private_key(), redis_url="http://nope",
+        config = proxy_config(provider=(fake.base_url, fake.api_key), table=tmp_path / "t.json",
+                              root=tmp_path / "no-root.json", redis_url="http://nope",
                               state_file=tmp_path / "f.json")
         config["callback_settings"]["modelpin"]["tenant_from"] = "header.x-tenant"
         proxy = Proxy(config, tmp_path, "bad")

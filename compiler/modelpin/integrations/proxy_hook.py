@@ -9,6 +9,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ from modelpin.router import (
     Router,
     TableUnavailableError,
     ToolAction,
+    ToolCallResult,
     UnknownAliasError,
     UnknownTenantError,
 )
@@ -47,6 +49,9 @@ STATE_KEY: Final = "modelpin_request"
 CHAT_CALLS: Final = frozenset({"completion", "acompletion"})
 EMBEDDING_CALLS: Final = frozenset({"embeddings", "aembedding"})
 MAX_IN_FLIGHT: Final = 100_000
+#: Threads that run ``Router.resolve`` when the session store is remote (Redis): the
+#: sticky-session round trip then never holds the proxy's event loop.
+RESOLVE_THREADS: Final = 8
 
 HEADER_COHORT: Final = "x-modelpin-cohort"
 HEADER_MODEL: Final = "x-modelpin-model"
@@ -95,13 +100,20 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         settings: HookSettings,
         *,
         complete: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
+        remote_sessions: bool | None = None,
     ) -> None:
         """``complete(kwargs)`` sends a chat completion (the shadow copy, the re-ask on
-        stable); by default through the proxy's own model list."""
+        stable); by default through the proxy's own model list. ``remote_sessions``: the
+        router's session store does network I/O (default: ``settings.redis_url`` is
+        set); a request on a route in rollout is then resolved in a worker thread, so a
+        slow or unreachable Redis never stalls the proxy's other requests."""
         super().__init__()
         self.router = router
         self.settings = settings
         self._complete = complete or _acompletion
+        remote = settings.redis_url is not None if remote_sessions is None else remote_sessions
+        self._resolver = (ThreadPoolExecutor(RESOLVE_THREADS, "modelpin-resolve")
+                          if remote else None)
         self._requests: OrderedDict[str, _Request] = OrderedDict()
         self._shadows: set[asyncio.Task[Any]] = set()
         #: Shadow copies not sent because ``shadow_max_in_flight`` were under way.
@@ -131,7 +143,7 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
             headers if isinstance(headers, Mapping) else None,
             metadata if isinstance(metadata, Mapping) else None,
         )
-        decision = self._decide(tenant, alias, session)
+        decision = await self._decide(tenant, alias, session)
         if decision is None:
             return data
         data["model"] = decision.model
@@ -145,11 +157,16 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         metadata[STATE_KEY] = token
         return data
 
-    def _decide(self, tenant: str, alias: str, session: str | None) -> Decision | None:
+    async def _decide(self, tenant: str, alias: str, session: str | None) -> Decision | None:
         try:
             if session is None:
                 return self._without_session(tenant, alias)
-            return self.router.resolve(tenant, alias, session)
+            if self._resolver is None or self._pinned(tenant, alias):
+                return self.router.resolve(tenant, alias, session)  # memory only
+            # The router's sticky lookup is a Redis round trip (with a short timeout, and
+            # none at all while Redis is marked down): off the event loop.
+            return await asyncio.get_running_loop().run_in_executor(
+                self._resolver, self.router.resolve, tenant, alias, session)
         except UnknownAliasError:
             if self.settings.unknown_alias == "pass":
                 return None
@@ -167,6 +184,13 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
             raise _error(503, str(exc), "service_unavailable", "modelpin_unresolved",
                          {"Retry-After": "5"}) from None
 
+    def _pinned(self, tenant: str, alias: str) -> bool:
+        """The route has one decision for every session (pinned, or shadow): resolving
+        it reads no session store. A trip never turns such a route into one that does."""
+        table = self.router.table
+        route = None if table is None else table.routes.get(tenant, {}).get(alias)
+        return route is not None and route.fixed is not None
+
     def _without_session(self, tenant: str, alias: str) -> Decision:
         """A request without a session id cannot be kept on one version across turns, so
         it never starts on the candidate: stable (a shadow copy still fires), or 400."""
@@ -179,7 +203,9 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         if route is None or not self.router.status().serving:
             self.router.resolve(tenant, alias, "")  # raises the precise ResolveError
             raise TableUnavailableError("no verified routing table is being served")
-        return route.fixed if route.fixed is not None else route.stable
+        if route.fixed is None or f"{tenant}/{alias}" in self.router.trips_applied():
+            return route.stable  # a tripped shadow is no longer copied
+        return route.fixed
 
     def _lookup(self, data: Mapping[str, Any]) -> _Request | None:
         metadata = data.get("metadata")
@@ -245,9 +271,28 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         request = self._lookup(data)
         if request is None or not request.chat:
             return None
-        request.answered = True
         completion = _as_dict(response)
         calls = [] if completion is None else tool_calls_of(completion)
+        invalid = self._judge_answer(request, data, calls,
+                                     lambda call, args: set_arguments(response, call, args))
+        if invalid is None:
+            return None
+        call, result = invalid
+        if result.action is ToolAction.RETRY_ON_STABLE:
+            return await self._ask_stable(request, data, call.name)
+        raise _error_for_contract(request, call.name, result.errors, result.error_result)
+
+    def _judge_answer(
+        self, request: _Request, data: Mapping[str, Any], calls: list[ToolCall],
+        repair: Callable[[ToolCall, Any], None],
+    ) -> tuple[ToolCall, ToolCallResult] | None:
+        """Judge an answer (whole, or a held stream): its shadow copy is compared later;
+        each tool call is checked against the contract under the request's cohort, and a
+        coercion the tenant allows repairs the arguments the client executes (``repair``;
+        the router has logged and counted it). The first invalid call if the failure
+        policy applies (the answer is the candidate's), else None: a stable answer is
+        never replaced."""
+        request.answered = True
         self._judge_shadow_later(request, data, calls)
         invalid = None
         for call in calls:
@@ -255,17 +300,10 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
                 request.tenant, call.name, call.arguments, alias=request.alias,
                 cohort=request.decision.cohort)
             if result.valid and result.arguments is not None:
-                # A coercion the tenant allows repaired the call: the client executes the
-                # repaired arguments (the router has logged and counted it).
-                set_arguments(response, call, result.arguments)
+                repair(call, result.arguments)
             if not result.valid and invalid is None:
                 invalid = (call, result)
-        if invalid is None or request.decision.cohort != CANARY:
-            return None
-        call, result = invalid
-        if result.action is ToolAction.RETRY_ON_STABLE:
-            return await self._ask_stable(request, data, call.name)
-        raise _error_for_contract(request, call.name, result.errors, result.error_result)
+        return invalid if request.decision.cohort == CANARY else None
 
     # --- 3b. streamed answers -------------------------------------------------------------
 
@@ -291,19 +329,10 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
     async def _checked_stream(
         self, request: _Request, data: Mapping[str, Any], chunks: list[Any]
     ) -> AsyncIterator[Any]:
-        request.answered = True
         calls = streamed_tool_calls([_as_dict(c) or {} for c in chunks])
-        self._judge_shadow_later(request, data, calls)
-        invalid = None
-        for call in calls:
-            result = self.router.check_tool_call(
-                request.tenant, call.name, call.arguments, alias=request.alias,
-                cohort=request.decision.cohort)
-            if result.valid and result.arguments is not None:
-                set_streamed_arguments(chunks, call, result.arguments)
-            if not result.valid and invalid is None:
-                invalid = (call, result)
-        if invalid is None or request.decision.cohort != CANARY:
+        invalid = self._judge_answer(
+            request, data, calls, lambda call, args: set_streamed_arguments(chunks, call, args))
+        if invalid is None:
             for item in chunks:
                 yield item
             return
