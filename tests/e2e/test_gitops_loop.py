@@ -223,8 +223,10 @@ def test_pr_check_compile_publish_route_bot_rollback_drain(
                      "--head", f"origin/{branch}", "--now", T2]) == 0
         git(repo, "merge", "-q", "--ff-only", f"origin/{branch}")
         git(repo, "push", "-q", "origin", "main")
-        compile_main(T2)
+        # the router's clock first: it may load the table the moment it is published,
+        # and the drain runs from that moment
         clock[0] = _ts(T2) + 5
+        compile_main(T2)
         third = _wait_for_serial(router, second)
 
         # --- rollback: new sessions stable at once; candidate sessions drain ------------

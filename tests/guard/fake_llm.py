@@ -3,8 +3,10 @@
 ``POST /v1/chat/completions`` with ``model`` and ``messages`` answers a completion whose
 message carries one tool call, per the documented shape (``choices[0].message.
 tool_calls[0].function.arguments`` is JSON text, ``finish_reason: "tool_calls"``).
-Models in ``broken`` answer arguments that break the tool's contract. Bearer auth is
-checked (401 otherwise); a body without ``model``/``messages`` is a 400.
+Models in ``broken`` answer arguments that break the tool's contract, and so does any
+model asked a last message containing ``[invalid]``; ``[fenced]`` gets valid arguments
+wrapped in markdown code fences (what the ``strip-json-fences`` coercion repairs). Bearer
+auth is checked (401 otherwise); a body without ``model``/``messages`` is a 400.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 API_KEY = "sk-fake"
 GOOD_ARGUMENTS = '{"clause_id": "7.2"}'
 BAD_ARGUMENTS = '{"clause_id": 7}'
+FENCED_ARGUMENTS = '```json\n{"clause_id": "7.2"}\n```'
 
 
 class FakeLLM:
@@ -74,7 +77,14 @@ class FakeLLM:
                                    "code": None}}
         self.requests += 1
         n = next(self._ids)
-        arguments = BAD_ARGUMENTS if model in self.broken else GOOD_ARGUMENTS
+        last = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+        last = last if isinstance(last, str) else ""
+        if model in self.broken or "[invalid]" in last:
+            arguments = BAD_ARGUMENTS
+        elif "[fenced]" in last:
+            arguments = FENCED_ARGUMENTS
+        else:
+            arguments = GOOD_ARGUMENTS
         return 200, {
             "id": f"chatcmpl-{n}",
             "object": "chat.completion",

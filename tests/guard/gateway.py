@@ -3,7 +3,11 @@
 ``python -m tests.guard.gateway --name gw-1 --port P --table FILE --key B64 --redis URL
 --llm URL --state DIR``. ``POST /chat {"tenant", "alias", "session"}`` resolves the
 route, calls the model through the chat-completions API, checks its tool call and
-records the outcome; it answers the decision. ``GET /metrics`` is the router's registry.
+records the outcome; it answers the decision. Optional request fields stand for what a
+real gateway learns elsewhere: ``prompt`` (sent to the model), ``similarity`` (a judge's
+score), ``task_completed``, ``downstream_errors``, and ``shadow_arguments`` (a shadow
+model's arguments for the same tool, compared with the answer's). ``GET /metrics`` is
+the router's registry.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ def main() -> None:
         tenant, alias, session = req["tenant"], req["alias"], req["session"]
         d = router.resolve(tenant, alias, session)
         t0 = time.perf_counter()
+        prompt = req.get("prompt", "clause 7.2?")
         r = llm.post("/chat/completions", json={
-            "model": d.model, "messages": [{"role": "user", "content": "clause 7.2?"}],
+            "model": d.model, "messages": [{"role": "user", "content": prompt}],
             "tools": [{"type": "function", "function": {"name": "lookup_clause"}}]})
         r.raise_for_status()
         call = r.json()["choices"][0]["message"]["tool_calls"][0]["function"]
@@ -53,9 +58,18 @@ def main() -> None:
             arguments = call["arguments"]
         result = router.check_tool_call(tenant, call["name"], arguments, alias=alias,
                                         cohort=d.cohort)
-        router.record(tenant, alias, d, latency=time.perf_counter() - t0, session_id=session)
+        drifted = None
+        if "shadow_arguments" in req:
+            drift = router.compare_shadow(tenant, alias, [(call["name"], arguments)],
+                                          [(call["name"], req["shadow_arguments"])])
+            drifted = bool(drift)
+        router.record(tenant, alias, d, latency=time.perf_counter() - t0, session_id=session,
+                      similarity=req.get("similarity"),
+                      task_completed=req.get("task_completed"),
+                      downstream_errors=req.get("downstream_errors", 0), prompt=prompt)
         return {"model": d.model, "cohort": d.cohort, "session_reset": d.session_reset,
-                "serial": d.serial, "valid": result.valid, "router": args.name}
+                "serial": d.serial, "valid": result.valid, "router": args.name,
+                "coerced": bool(result.coercions), "drifted": drifted}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -142,8 +142,11 @@ class Loop:
     """Everything of the closed loop, started and stopped together."""
 
     def __init__(self, work: Path, *, drain_seconds: int = 4, routers: int = 3,
-                 guard_interval: float = 1.0) -> None:
+                 guard_interval: float = 1.0, coercions: tuple[str, ...] = (),
+                 shadow_tenant: str | None = None) -> None:
         self.work = work
+        self.coercions = coercions
+        self.shadow_tenant = shadow_tenant  # a second tenant, its alias in stage shadow
         self.drain_seconds = drain_seconds
         self.n_routers = routers
         self.guard_interval = guard_interval
@@ -173,9 +176,14 @@ class Loop:
         git(self.work, "init", "-q", "--bare", "-b", "main", str(self.remote))
         now = datetime.now(UTC).replace(microsecond=0)
         spec = FleetSpec(tenants={})
+        extra: dict[str, Any] = {"coercions": list(self.coercions)} if self.coercions else {}
         spec.add(tenant(TENANT, tools=TOOLS, rollout={
             "candidate": CANDIDATE, "stage": "canary", "percent": 50,
-            "since": (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}))
+            "since": (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}, **extra))
+        if self.shadow_tenant is not None:
+            spec.add(tenant(self.shadow_tenant, tools=TOOLS, rollout={
+                "candidate": CANDIDATE, "stage": "shadow",
+                "since": (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}))
         spec.artifact = {"ttl": "7d", "drain_seconds": self.drain_seconds, "threshold": 1,
                          "trusted_keys": []}
         self.clone.mkdir()
@@ -228,11 +236,15 @@ class Loop:
         self.prometheus.start()
         self.procs.append(self.prometheus)
 
-    def start_guard(self, name: str = "guard-1") -> Proc:
-        assert self.prometheus is not None
+    def start_guard(self, name: str = "guard-1", prometheus: str | None = None) -> Proc:
+        """``modelpin guard run`` as a process (``prometheus``: another URL than the
+        loop's own server, e.g. one that is down)."""
+        if prometheus is None:
+            assert self.prometheus is not None
+            prometheus = self.prometheus.url
         port = free_port()
         p = Proc(modelpin("guard", "run", "--repo", str(self.guard_repo),
-                          "--prometheus", self.prometheus.url, "--redis", self.redis.url,
+                          "--prometheus", prometheus, "--redis", self.redis.url,
                           "--interval", str(self.guard_interval), "--timeout", "2",
                           "--table", str(self.table), "--trusted-key", self.pub,
                           "--clear-grace", "1", "--github", "acme/fleet",

@@ -10,10 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from modelpin.bot.github import GitHubClient
 from modelpin.bot.guard import Guard, GuardOptions
 from modelpin.cli import cli
 from modelpin.router.trips import Trip, TripStore
@@ -131,6 +133,24 @@ def test_a_live_trip_is_not_cleared(loop: Loop, redis_proc: RedisProc) -> None:
     for _ in range(2):
         assert g.cycle().cleared == []
     assert list(store.load()) == [f"{TENANT}/{ALIAS}"]
+
+
+def test_no_pr_is_opened_for_a_trip_main_no_longer_rolls_out(
+    loop: Loop, redis_proc: RedisProc
+) -> None:
+    store = TripStore.from_url(redis_proc.url)
+    store.trip(Trip(TENANT, ALIAS, "gpt-4-old", "stale", 1.0, "g-old"))
+    github = GitHubClient(httpx.Client(base_url=loop.github.url), "acme", "fleet",
+                          loop.github.token, min_interval=0.0, max_retries=0)
+    opts = GuardOptions(repo=loop.guard_repo, prometheus=f"http://127.0.0.1:{free_port()}",
+                        interval=1.0, timeout=0.5, guard_id="g-test", github="acme/fleet",
+                        clear_grace=3600.0)
+    g = Guard(opts, store, registry=CollectorRegistry(), github=github)
+    for _ in range(2):
+        report = g.cycle()
+        assert report.prs == [] and not any(e.startswith("github") for e in report.errors)
+    assert loop.github.pulls == {} and not any(
+        r.method == "POST" for r in loop.github.requests)
 
 
 def test_guard_clear_and_list_commands(redis_proc: RedisProc) -> None:

@@ -15,6 +15,8 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from modelpin.router import metric_names as mn
+from modelpin.router import telemetry
+from modelpin.router.table import Decision
 from modelpin.router.telemetry import JsonLinesEvents, prompt_sha256
 from tests.router.tables import envelope, payload, write_atomically
 
@@ -115,6 +117,58 @@ def test_concurrent_records_lose_no_update(router: Any, registry: Any) -> None:
     assert sample(registry, mn.REQUESTS, d.cohort) == n * threads
     assert sample(registry, mn.REQUEST_DURATION, d.cohort, "_sum") == n * threads * 0.5
     assert sample(registry, mn.SEMANTIC_SIMILARITY, d.cohort, "_count") == n * threads
+
+
+def test_the_locked_path_of_a_free_threaded_build_counts_exactly(
+    make_router: Any, key: Any, table_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telemetry, "GIL_ATOMIC", False)
+    write_atomically(table_file, envelope(payload(1), [key]))
+    reg = CollectorRegistry()
+    r = make_router(registry=reg, name="gw-1")
+    r.refresh()
+    assert r.record.__func__ is telemetry.RouterTelemetry._locked_record
+    d = r.resolve(T, A, "s-1")
+    n, threads = 5_000, 4
+
+    def work() -> None:
+        for _ in range(n):
+            r.record(T, A, d, latency=0.5, similarity=0.5)
+            r.check_tool_call(T, "lookup_clause", {"clause_id": 7}, alias=A, cohort=d.cohort)
+
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sample(reg, mn.REQUESTS, d.cohort) == n * threads
+    assert sample(reg, mn.REQUEST_DURATION, d.cohort, "_count") == n * threads
+    assert sample(reg, mn.SEMANTIC_SIMILARITY, d.cohort, "_sum") == n * threads * 0.5
+    assert sample(reg, mn.TOOL_CALL_FAILURES, d.cohort) == n * threads
+
+
+def test_decisions_carry_their_counters_across_tables_and_compare_as_before(
+    router: Any, registry: Any, key: Any, table_file: Path
+) -> None:
+    held = router.resolve(T, A, "s-1")  # a request in flight across the reload
+    assert held._row is not None  # a route in rollout: bound at install
+    assert held == Decision(held.model, held.cohort, None, 1)  # the row is not compared
+    assert "_row" not in repr(held)
+    write_atomically(table_file, envelope(payload(2), [key]))
+    assert router.refresh().outcome == "accepted"
+    fresh = router.resolve(T, A, "s-1")
+    assert fresh.serial == 2 and fresh.cohort == held.cohort and fresh._row is held._row
+    router.record(T, A, held, latency=0.5)
+    router.record(T, A, fresh)
+    assert sample(registry, mn.REQUESTS, held.cohort) == 2  # one series across serials
+    assert sample(registry, mn.REQUEST_DURATION, held.cohort, "_count") == 1
+    # a pinned alias shares its decisions across the table: counted by lookup
+    pinned = router.resolve(T, "embedder", "s-1")
+    assert pinned._row is None
+    router.record(T, "embedder", pinned, latency=0.25)
+    assert registry.get_sample_value(mn.REQUESTS.sample, {
+        "tenant": T, "alias": "embedder", "cohort": "stable", "router": "gw-1"}) == 1
+    assert router.telemetry.value(T, "embedder", "stable", mn.REQUEST_DURATION) == 1
 
 
 def test_similarity_outside_0_1_is_refused(router: Any) -> None:

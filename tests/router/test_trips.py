@@ -89,6 +89,14 @@ def test_a_trip_is_a_rollback_new_stable_drain_then_reset(
     assert not any(r.resolve(T, A, s).session_reset for s in on_canary)
     assert all(r.resolve(T, A, s).model == STABLE for s in on_stable)
     assert r.registry.get_sample_value(mn.TRIPS_APPLIED.family, {"router": "default"}) == 1
+    # every decision of the tripped route counts under its own cohort
+    served = [r.resolve(T, A, s) for s in on_canary + on_stable + sessions(3, canary=True)]
+    before = {c: r.telemetry.value(T, A, c, mn.REQUESTS) for c in ("stable", "canary")}
+    for d in [*first, *served]:
+        assert d._row is not None
+        r.record(T, A, d)
+    assert r.telemetry.value(T, A, "stable", mn.REQUESTS) == before["stable"] + 18
+    assert r.telemetry.value(T, A, "canary", mn.REQUESTS) == before["canary"]
 
 
 def test_a_trip_never_moves_traffic_toward_a_candidate(

@@ -155,6 +155,15 @@ def run_cycle(
     return Cycle(tuple(out), result.general)
 
 
+def candidate_for(
+    ctx: FleetContext, proposal: Proposal, read_text: ReadText, now: datetime
+) -> Candidate:
+    """One proposal made ready to publish, exactly as ``run_cycle`` makes them (the
+    guard uses it to reopen the rollback PR of a trip from the trip alone)."""
+    path = ctx.fleet.tenant_path(proposal.rollout.tenant)
+    return _candidate(ctx, proposal, path, read_text, None, now, ())
+
+
 def _candidate(
     ctx: FleetContext,
     proposal: Proposal,

@@ -24,6 +24,15 @@ Faults never stop the loop: an unreachable Prometheus, Redis, git remote or GitH
 counted (``modelpin_guard_errors_total{kind}``), logged, and retried next cycle. Trips
 live in Redis, so a restarted guard loses none; a rollback decided while Redis is down is
 decided again next cycle.
+
+Every live trip gets its rollback PR, whoever tripped it and whenever: each cycle
+(the first one at start included) a trip without a PR whose rollout main still has in
+flight is published again. With this cycle's rollback verdict when there is one (the
+full incident report); otherwise (GitHub was down when it tripped, the guard was
+restarted, and the failing data has since aged out of the window, or Prometheus is
+down) from the trip itself: the same edit, check and plan, and the trip's reason as the
+incident. Never two: the PR lease lets one guard at a time publish, and the bot's path
+finds the branch's PR before opening one.
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from modelpin.bot.cycle import Candidate, run_cycle
+from modelpin.bot.cycle import Candidate, candidate_for, run_cycle
+from modelpin.bot.decisions import Proposal
+from modelpin.bot.evaluate import rollouts_in_flight
 from modelpin.bot.git import GitAdapterError, ProposalGit
 from modelpin.bot.github import GitHubClient, GitHubError
 from modelpin.bot.prometheus import PrometheusTelemetry
@@ -52,6 +63,7 @@ from modelpin.bot.telemetry import TelemetryError
 from modelpin.load.fleet import load_fleet
 from modelpin.load.history import records_at
 from modelpin.load.tree import GitTree
+from modelpin.model.base import format_duration
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext
 from modelpin.router import metric_names as mn
@@ -160,8 +172,11 @@ class Guard:
             self.table.refresh()
         if trips is not None:
             self._clear_moot(trips, report)
+        attempted: set[str] = set()
         if self._ctx is not None and self._signals is not None:
-            self._judge(trips, report)
+            self._judge(trips, report, attempted)
+        if trips is not None and self._ctx is not None:
+            self._heal(trips, attempted, report)
         outcome = "error" if report.errors else "ok"
         self.metrics.cycles.labels(outcome).inc()
         self.metrics.last_cycle.set(self._clock())
@@ -256,7 +271,8 @@ class Guard:
             report.cleared.append(key)
             log.warning("guard: cleared trip %s: %s", key, why)
 
-    def _judge(self, trips: dict[str, Trip] | None, report: CycleReport) -> None:
+    def _judge(self, trips: dict[str, Trip] | None, report: CycleReport,
+               attempted: set[str]) -> None:
         assert self._ctx is not None and self._signals is not None and self._base is not None
         base = self._base
         source = PrometheusTelemetry(self._http, self._signals, timeout=self.options.timeout)
@@ -279,9 +295,46 @@ class Guard:
             existing = None if trips is None else trips.get(key)
             if existing is not None and existing.candidate == candidate.rollout.candidate:
                 if existing.pr_url is None:
+                    attempted.add(key)
                     self._open_pr(existing, candidate, report)
                 continue
             self._trip(candidate, report)
+
+    def _heal(self, trips: dict[str, Trip], attempted: set[str], report: CycleReport) -> None:
+        """Open the rollback PR of every live trip that has none, from the trip itself
+        (``attempted``: the trips this cycle's verdict already published)."""
+        if self.github is None:
+            return
+        for key, trip in sorted(trips.items()):
+            if trip.pr_url is not None or key in attempted or self._moot(trip) is not None:
+                continue
+            try:
+                candidate = self._candidate_from_trip(trip)
+            except Exception as exc:  # e.g. the tenant file cannot be edited: report it
+                self._error(report, "fleet", f"rollback PR for {key}: {exc}")
+                continue
+            if candidate is None:
+                continue  # main no longer has that rollout in flight: nothing to roll back
+            self._open_pr(trip, candidate, report)
+
+    def _candidate_from_trip(self, trip: Trip) -> Candidate | None:
+        assert self._ctx is not None and self._base is not None
+        now = datetime.now(UTC).replace(microsecond=0)
+        flights, _ = rollouts_in_flight(self._ctx, now, only=[trip.tenant])
+        ref = next((f.ref for f in flights
+                    if f.ref.alias == trip.alias and f.ref.candidate == trip.candidate), None)
+        if ref is None or ref.stage == "rolled-back":
+            return None
+        when = datetime.fromtimestamp(trip.tripped_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        window = "" if self._signals is None else format_duration(self._signals.window)
+        proposal = Proposal(
+            "rollback", ref, (), (f"tripped by guard {trip.by} at {when}: {trip.reason}",),
+            window=window, source=f"modelpin guard trip ({', '.join(trip.signals) or 'n/a'})",
+            failures=({"kind": "guard trip", "detail": trip.reason, "ref": when},),
+        )
+        base = self._base
+        return candidate_for(self._ctx, proposal, lambda path: self._git.read(base, path),
+                             now)
 
     def _trip(self, candidate: Candidate, report: CycleReport) -> None:
         proposal = candidate.proposal

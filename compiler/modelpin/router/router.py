@@ -76,7 +76,7 @@ from .table import (
     Route,
     RoutingTable,
 )
-from .telemetry import EventSink, RecordFn, RouterTelemetry
+from .telemetry import EventSink, RouterTelemetry
 from .tools import ToolCallResult, ToolContracts
 from .trips import Trip, TripStore, TripStoreUnavailable
 from .trusted import DEFAULT_MAX_BYTES, TrustedTableSet
@@ -187,12 +187,6 @@ class Router:
         "registry",
     )
 
-    #: ``record(tenant, alias, decision, *, latency=None, task_completed=None,
-    #: downstream_errors=0, similarity=None, tool_calls=0, tool_call_failures=0,
-    #: session_id=None, prompt=None)``: report one request's outcome (see
-    #: ``RouterTelemetry.record``). Bound straight to the telemetry: one call, no lock.
-    record: RecordFn
-
     def __init__(
         self,
         source: TableSource | str | Path,
@@ -255,6 +249,10 @@ class Router:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = RouterMetrics(name, self.registry)
         self._telemetry = RouterTelemetry(name, self.registry, events=events, clock=clock)
+        #: ``record(tenant, alias, decision, latency=None, task_completed=None,
+        #: downstream_errors=0, similarity=None, tool_calls=0, tool_call_failures=0,
+        #: session_id=None, prompt=None)``: report one request's outcome (see
+        #: ``RouterTelemetry.record``). Bound straight to the telemetry: one call, no lock.
         self.record = self._telemetry.record
         self._clock = clock
         self._routes: dict[str, dict[str, Route]] = _REFUSING
@@ -489,7 +487,6 @@ class Router:
         self._current = _Installed(table, ToolContracts())
         self._revoked = False
         self._apply(table, install=True)  # the swap: one reference, read once per request
-        self._telemetry.prepare(_rollout_rows(table))
         self._metrics.serial.set(table.serial)
         self._metrics.expires.set(table.expires_ts)
 
@@ -647,6 +644,10 @@ class Router:
                 log.warning("router %s: trip no longer applied to %s", self.name, key)
             self._trips_applied = tuple(applied)
             self._telemetry.trips_applied = len(applied)
+            bind = self._telemetry.bind
+            for aliases in routes.values():  # before the swap: requests see bound routes
+                for route in aliases.values():
+                    bind(route)
             self._effective = routes
             if install or self._routes is not _REFUSING:
                 self._routes = routes  # the swap (an expired 'refuse' table stays refused)
@@ -686,16 +687,6 @@ class Router:
     def table(self) -> RoutingTable | None:
         current = self._current
         return None if current is None else current.table
-
-
-def _rollout_rows(table: RoutingTable) -> Iterable[tuple[str, str, str]]:
-    """(tenant, alias, cohort) of every route in rollout: its series start at zero."""
-    for tenant, aliases in table.routes.items():
-        for alias, route in aliases.items():
-            if route.candidate is None:
-                continue
-            yield tenant, alias, STABLE
-            yield tenant, alias, "shadow" if route.mode == SHADOW else CANARY
 
 
 def tripped(route: Route, first_applied: float, serial: int) -> Route:

@@ -9,7 +9,7 @@ their one ``fixed`` decision, sticky routes map a session's stored cohort to a d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 STABLE: Final = "stable"
@@ -37,6 +37,10 @@ class Decision:
     serial of the verified table that produced the answer. ``session_reset`` is True
     exactly once for a session cut over from a rolled-back candidate to stable: the
     gateway should drop conversation state that depended on the candidate.
+
+    ``_row`` is private to the router: the telemetry counters of the route and cohort
+    this decision was handed out for (``telemetry.RouterTelemetry.bind``), or None for
+    a decision shared across routes. It takes no part in equality, hashing or repr.
     """
 
     model: str
@@ -45,6 +49,7 @@ class Decision:
     serial: int
     session_reset: bool = False
     shadow_comparison_only: bool = False
+    _row: list[float] | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 class Route:

@@ -5,14 +5,25 @@ updates in place (no label lookup, no lock, no allocation once a row exists), an
 collector turns them into Prometheus families when scraped. The names and labels come
 from ``metric_names`` (the one registry the signals policy also reads).
 
-Thread safety: a row update is a handful of ``row[i] += x`` on a list of floats. In
-CPython with the GIL a float add is a C operation with no eval-breaker check between
-the load and the store, so concurrent requests never lose an update (a test runs eight
-threads and asserts exact totals). Rows are created under a lock.
+Pre-bound rows: when a table is installed, every route in rollout gets decisions of its
+own, each carrying the row of its (tenant, alias, cohort) (``bind``). ``record`` then
+finds the row on the decision ``resolve`` handed out, with no lookup at all; any other
+decision (pinned routes share theirs across the table) is looked up by tenant, alias
+and cohort. Rows outlive tables: a new table's decisions are bound to the same rows.
+
+Thread safety (the guarantee, and what it rests on): a row update is a handful of
+``row[i] += x`` on a list of floats. On a CPython build with the GIL, a float add and
+a list store are C operations with no eval-breaker check between the load and the
+store, and a float runs no finaliser, so no other thread runs in between: concurrent
+requests never lose an update (a test runs eight threads and asserts exact totals). On
+a free-threaded build (``sys._is_gil_enabled()`` false) that does not hold, and every
+update takes the telemetry's lock instead. Rows are created under the lock; a scrape
+copies each row in one C call, so a row is read whole (a request that is between two
+of its increments shows up in the next scrape).
 
 Rows for every route in rollout (stable + canary, stable + shadow) are created at zero
-when a table is installed (``prepare``), so each series exists before its first event
-and Prometheus' ``increase()`` sees the first events too.
+when a table is installed, so each series exists before its first event and
+Prometheus' ``increase()`` sees the first events too.
 
 Per-request structured events are optional (``events=`` a callable taking a dict, e.g.
 ``JsonLinesEvents``); attribute names follow the OpenTelemetry GenAI conventions where
@@ -24,11 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -39,33 +51,23 @@ from prometheus_client.core import (
 )
 
 from . import metric_names as mn
-from .table import Decision
+from .table import SHADOW, Decision, Route
 
 EventSink = Callable[[dict[str, Any]], None]
 
+#: True where ``row[i] += x`` cannot interleave with another thread (see the docstring).
+GIL_ATOMIC: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
-class RecordFn(Protocol):
-    def __call__(
-        self,
-        tenant: str,
-        alias: str,
-        decision: Decision,
-        latency: float | None = None,
-        task_completed: bool | None = None,
-        downstream_errors: int = 0,
-        similarity: float | None = None,
-        tool_calls: int = 0,
-        tool_call_failures: int = 0,
-        session_id: str | None = None,
-        prompt: str | bytes | None = None,
-    ) -> None: ...
-
-# row layout
-_REQ, _TOOL, _FAIL, _TASK, _DONE, _COERCED, _DOWN, _SIM_SUM, _SIM_SQ, _SIM_N = range(10)
-_LAT_SUM, _LAT_N = 10, 11  # (record() writes 0, 10, 11 as literals: the hot path)
+# Row layout. A request reported with a latency counts in _TIMED (which is also the
+# latency summary's count), one without in _UNTIMED: the healthy path (a latency and
+# nothing else) is two float adds, and requests = _TIMED + _UNTIMED.
+_TIMED, _LAT_SUM, _UNTIMED = 0, 1, 2
+_TOOL, _FAIL, _TASK, _DONE, _COERCED, _DOWN, _SIM_SUM, _SIM_SQ, _SIM_N = range(3, 12)
 _ROW = 12
+_REQUESTS = 12  # in a snapshot (``_view``) only: _TIMED + _UNTIMED
+#: counter family -> its cell in a snapshot
 _COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
-    (mn.REQUESTS, _REQ),
+    (mn.REQUESTS, _REQUESTS),
     (mn.TOOL_CALLS, _TOOL),
     (mn.TOOL_CALL_FAILURES, _FAIL),
     (mn.TASKS, _TASK),
@@ -74,9 +76,21 @@ _COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
     (mn.DOWNSTREAM_ERRORS, _DOWN),
     (mn.SEMANTIC_SIMILARITY_SQUARES, _SIM_SQ),
 )
+#: summary family -> (count cell, sum cell)
+_SUMMARY_CELLS: tuple[tuple[mn.MetricName, int, int], ...] = (
+    (mn.SEMANTIC_SIMILARITY, _SIM_N, _SIM_SUM),
+    (mn.REQUEST_DURATION, _TIMED, _LAT_SUM),
+)
 assert {m for m, _ in _COUNTER_INDEX} == set(mn.OUTCOME_METRICS)
 
 Rows = dict[str, dict[str, dict[str, list[float]]]]
+
+
+def _view(row: list[float]) -> list[float]:
+    """A copy of a row (one C call: read whole) with the derived request count."""
+    out = list(row)
+    out.append(out[_TIMED] + out[_UNTIMED])
+    return out
 
 
 def prompt_sha256(prompt: str | bytes) -> str:
@@ -104,7 +118,8 @@ class JsonLinesEvents:
 
 
 class RouterTelemetry:
-    """The counters of one router (label ``router=name``) and its optional event sink."""
+    """The counters of one router (label ``router=name``) and its optional event sink
+    (fixed at construction)."""
 
     def __init__(
         self,
@@ -115,10 +130,11 @@ class RouterTelemetry:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
-        self.events = events
+        self._events = events
         self._clock = clock
         self._rows: Rows = {}
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()  # row updates, on a free-threaded build only
         # (tenant, alias, cohort, coercion) -> count; (tenant, alias) -> comparisons;
         # (tenant, alias, tool, kind) -> drift count.  Rare paths: plain dicts.
         self.coercions_applied: dict[tuple[str, str, str, str], int] = {}
@@ -128,9 +144,13 @@ class RouterTelemetry:
         self.event_errors = 0
         self.trips_applied = 0
         self.trip_poll_errors = 0
-        #: Report one request's outcome (see ``_record_function``).
-        self.record: RecordFn = _record_function(self, self._rows)
+        if not GIL_ATOMIC:  # free-threaded build: every row update under the lock
+            self.record = self._locked_record  # type: ignore[method-assign]
         _exporter_for(registry).add(self)
+
+    @property
+    def events(self) -> EventSink | None:
+        return self._events
 
     # --- rows ------------------------------------------------------------------------
 
@@ -147,26 +167,108 @@ class RouterTelemetry:
             by_cohort = by_alias.setdefault(alias, {})
             return by_cohort.setdefault(cohort, [0.0] * _ROW)
 
-    def prepare(self, keys: Iterable[tuple[str, str, str]]) -> None:
-        """Create zero rows for these (tenant, alias, cohort) keys."""
-        for tenant, alias, cohort in keys:
-            self.row(tenant, alias, cohort)
+    def bind(self, route: Route) -> None:
+        """Give a route in rollout decisions of its own carrying their rows, so
+        ``record`` needs no lookup. The rows are created at zero (with the shadow row and
+        the comparison counters of a shadow route), so each series exists before its
+        first event and ``increase()`` counts that event. Called before
+        the route is visible to requests (router ``_apply``); a pinned route keeps the
+        table's shared decisions."""
+        if route.candidate is None:
+            return
+        served = (route.stable, route.canary, route.reset, route.fixed or route.stable)
+        if all(d._row is not None for d in served):
+            return  # bound at install; a trip re-applied
+        if route.mode == SHADOW:  # the shadow model's tool calls count as cohort shadow
+            self.row(route.tenant, route.alias, "shadow")
+            key = (route.tenant, route.alias)  # and its comparisons are counted from zero
+            with self._lock:
+                self.shadow_comparisons.setdefault(key, 0)
+                self.shadow_drifted.setdefault(key, 0)
+        own: dict[int, Decision] = {}
+
+        def bound(d: Decision) -> Decision:
+            if d._row is not None:
+                return d
+            b = own.get(id(d))
+            if b is None:
+                row = self.row(route.tenant, route.alias, d.cohort)
+                b = own[id(d)] = Decision(d.model, d.cohort, d.shadow, d.serial,
+                                          d.session_reset, d.shadow_comparison_only, row)
+            return b
+
+        route.stable = bound(route.stable)
+        route.canary = bound(route.canary)
+        route.reset = bound(route.reset)
+        if route.fixed is not None:
+            route.fixed = bound(route.fixed)
+        if route.sticky:
+            route.sticky = {c: bound(d) for c, d in route.sticky.items()}
 
     def value(self, tenant: str, alias: str, cohort: str, metric: mn.MetricName) -> float:
-        """The current value of one counter (tests, status pages)."""
-        row = self._rows.get(tenant, {}).get(alias, {}).get(cohort)
-        if row is None:
+        """The current value of one counter, or a summary's count (tests, status pages)."""
+        found = self._rows.get(tenant, {}).get(alias, {}).get(cohort)
+        if found is None:
             return 0.0
+        row = _view(found)
         for m, i in _COUNTER_INDEX:
             if m is metric:
                 return row[i]
-        if metric is mn.SEMANTIC_SIMILARITY:
-            return row[_SIM_N]
-        if metric is mn.REQUEST_DURATION:
-            return row[_LAT_N]
+        for m, count, _ in _SUMMARY_CELLS:
+            if m is metric:
+                return row[count]
         raise ValueError(f"{metric.family} is not a request-outcome metric")
 
     # --- the request path ------------------------------------------------------------
+
+    def record(
+        self,
+        tenant: str,
+        alias: str,
+        decision: Decision,
+        latency: float | None = None,
+        task_completed: bool | None = None,
+        downstream_errors: int = 0,
+        similarity: float | None = None,
+        tool_calls: int = 0,
+        tool_call_failures: int = 0,
+        session_id: str | None = None,
+        prompt: str | bytes | None = None,
+    ) -> None:
+        """Report one request's outcome, counted under ``decision.cohort``.
+
+        ``decision`` is what this router's ``resolve(tenant, alias, ...)`` returned for
+        the request (a decision of a route in rollout carries its counters).
+        ``latency`` in seconds; ``task_completed`` when the request ended an agent task
+        (True/False); ``downstream_errors`` of systems called on the model's behalf;
+        ``similarity`` the judge's score (0..1) of this answer against stable's;
+        ``tool_calls``/``tool_call_failures`` only for calls that did not go through
+        ``check_tool_call`` (which counts itself): e.g. a valid call whose execution
+        failed is ``tool_call_failures=1``. ``session_id`` and ``prompt`` go only into
+        the optional structured event (the prompt as its sha256)."""
+        row = decision._row
+        if row is None:
+            try:
+                row = self._rows[tenant][alias][decision.cohort]
+            except KeyError:
+                row = self.row(tenant, alias, decision.cohort)
+        if latency is not None:
+            row[0] += 1.0  # _TIMED
+            row[1] += latency  # _LAT_SUM
+        else:
+            row[2] += 1.0  # _UNTIMED
+        if task_completed is not None or downstream_errors or similarity is not None or (
+            tool_calls or tool_call_failures
+        ):
+            self._outcome(row, task_completed, downstream_errors, similarity, tool_calls,
+                          tool_call_failures)
+        if self._events is not None:
+            self._request_event(tenant, alias, decision, latency, task_completed,
+                                downstream_errors, similarity, session_id, prompt)
+
+    def _locked_record(self, *args: Any, **kwargs: Any) -> None:
+        with self._count_lock:
+            RouterTelemetry.record(self, *args, **kwargs)
 
     def _outcome(
         self,
@@ -182,17 +284,16 @@ class RouterTelemetry:
         if tool_calls < 0 or tool_call_failures < 0 or downstream_errors < 0:
             raise ValueError("tool_calls, tool_call_failures, downstream_errors are counts >= 0")
         if task_completed is not None:
-            row[_TASK] += 1
+            row[_TASK] += 1.0
             if task_completed:
-                row[_DONE] += 1
+                row[_DONE] += 1.0
         row[_DOWN] += downstream_errors
         if similarity is not None:
             row[_SIM_SUM] += similarity
             row[_SIM_SQ] += similarity * similarity
-            row[_SIM_N] += 1
+            row[_SIM_N] += 1.0
         row[_TOOL] += tool_calls
         row[_FAIL] += tool_call_failures
-
     def _request_event(
         self,
         tenant: str,
@@ -245,16 +346,17 @@ class RouterTelemetry:
             row = self._rows[tenant][alias][cohort]
         except KeyError:
             row = self.row(tenant, alias, cohort)
-        row[_TOOL] += 1
-        if not valid:
-            row[_FAIL] += 1
+        if GIL_ATOMIC:
+            _count_tool_call(row, valid, coercions)
+        else:
+            with self._count_lock:
+                _count_tool_call(row, valid, coercions)
         if coercions:
-            row[_COERCED] += 1
             with self._lock:
                 for c in coercions:
                     key = (tenant, alias, cohort, c)
                     self.coercions_applied[key] = self.coercions_applied.get(key, 0) + 1
-        if self.events is not None:
+        if self._events is not None:
             event: dict[str, Any] = {
                 "event": "modelpin.tool_call",
                 "gen_ai.operation.name": "execute_tool",
@@ -284,7 +386,7 @@ class RouterTelemetry:
                 self.shadow_drift[dkey] = self.shadow_drift.get(dkey, 0) + n
 
     def emit(self, event: dict[str, Any]) -> None:
-        sink = self.events
+        sink = self._events
         if sink is None:
             return
         event.setdefault("time", self._clock())
@@ -298,60 +400,19 @@ class RouterTelemetry:
     def _snapshot(self) -> list[tuple[str, str, str, list[float]]]:
         with self._lock:
             return [
-                (t, a, c, list(row))
+                (t, a, c, _view(row))
                 for t, by_alias in self._rows.items()
                 for a, by_cohort in by_alias.items()
                 for c, row in by_cohort.items()
             ]
 
 
-def _record_function(tel: RouterTelemetry, rows: Rows) -> RecordFn:
-    """``record`` as a plain closure over the rows (no method binding, no attribute
-    lookups on ``self``): the request path's only telemetry cost."""
-    row_for = tel.row
-    outcome = tel._outcome
-    request_event = tel._request_event
-
-    def record(
-        tenant: str,
-        alias: str,
-        decision: Decision,
-        latency: float | None = None,
-        task_completed: bool | None = None,
-        downstream_errors: int = 0,
-        similarity: float | None = None,
-        tool_calls: int = 0,
-        tool_call_failures: int = 0,
-        session_id: str | None = None,
-        prompt: str | bytes | None = None,
-    ) -> None:
-        """Report one request's outcome, counted under ``decision.cohort``.
-
-        ``latency`` in seconds; ``task_completed`` when the request ended an agent task
-        (True/False); ``downstream_errors`` of systems called on the model's behalf;
-        ``similarity`` the judge's score (0..1) of this answer against stable's;
-        ``tool_calls``/``tool_call_failures`` only for calls that did not go through
-        ``check_tool_call`` (which counts itself): e.g. a valid call whose execution
-        failed is ``tool_call_failures=1``. ``session_id`` and ``prompt`` go only into
-        the optional structured event (the prompt as its sha256)."""
-        try:
-            row = rows[tenant][alias][decision.cohort]
-        except KeyError:
-            row = row_for(tenant, alias, decision.cohort)
-        row[0] += 1  # _REQ
-        if latency is not None:
-            row[10] += latency  # _LAT_SUM
-            row[11] += 1  # _LAT_N
-        if task_completed is not None or downstream_errors or similarity is not None or (
-            tool_calls or tool_call_failures
-        ):
-            outcome(row, task_completed, downstream_errors, similarity, tool_calls,
-                    tool_call_failures)
-        if tel.events is not None:
-            request_event(tenant, alias, decision, latency, task_completed,
-                          downstream_errors, similarity, session_id, prompt)
-
-    return record
+def _count_tool_call(row: list[float], valid: bool, coercions: tuple[str, ...]) -> None:
+    row[_TOOL] += 1.0
+    if not valid:
+        row[_FAIL] += 1.0
+    if coercions:
+        row[_COERCED] += 1.0
 
 
 class _Exporter:
@@ -374,7 +435,7 @@ class _Exporter:
 
     def collect(self) -> Iterator[Metric]:
         counters = [_counter(m) for m, _ in _COUNTER_INDEX]
-        sim, lat = _summary(mn.SEMANTIC_SIMILARITY), _summary(mn.REQUEST_DURATION)
+        summaries = [_summary(m) for m, _, _ in _SUMMARY_CELLS]
         applied, comparisons = _counter(mn.COERCIONS_APPLIED), _counter(mn.SHADOW_COMPARISONS)
         drifted_fam, drift = _counter(mn.SHADOW_DRIFTED), _counter(mn.SHADOW_DRIFT)
         for tel in sorted(self._members, key=lambda t: t.name):
@@ -382,8 +443,8 @@ class _Exporter:
                 labels = [t, a, c, tel.name]
                 for fam, (_, i) in zip(counters, _COUNTER_INDEX, strict=True):
                     fam.add_metric(labels, row[i])
-                sim.add_metric(labels, int(row[_SIM_N]), row[_SIM_SUM])
-                lat.add_metric(labels, int(row[_LAT_N]), row[_LAT_SUM])
+                for summary, (_, count, total) in zip(summaries, _SUMMARY_CELLS, strict=True):
+                    summary.add_metric(labels, int(row[count]), row[total])
             with tel._lock:
                 coerc = list(tel.coercions_applied.items())
                 comps = list(tel.shadow_comparisons.items())
@@ -402,7 +463,7 @@ class _Exporter:
         for tel in sorted(self._members, key=lambda t: t.name):
             trips.add_metric([tel.name], tel.trips_applied)
             trip_errors.add_metric([tel.name], tel.trip_poll_errors)
-        families: list[Metric] = [*counters, sim, lat, applied, comparisons, drifted_fam, drift,
+        families: list[Metric] = [*counters, *summaries, applied, comparisons, drifted_fam, drift,
                                   trips, trip_errors]
         return iter(families)
 
@@ -418,7 +479,7 @@ def _summary(m: mn.MetricName) -> SummaryMetricFamily:
 def _families() -> list[Metric]:
     """Empty families of every name this exporter writes (``describe``)."""
     out: list[Metric] = [_counter(m) for m, _ in _COUNTER_INDEX]
-    out += [_summary(mn.SEMANTIC_SIMILARITY), _summary(mn.REQUEST_DURATION)]
+    out += [_summary(m) for m, _, _ in _SUMMARY_CELLS]
     out += [_counter(m) for m in (mn.COERCIONS_APPLIED, mn.SHADOW_COMPARISONS,
                                   mn.SHADOW_DRIFTED, mn.SHADOW_DRIFT)]
     out += [GaugeMetricFamily(mn.TRIPS_APPLIED.family, mn.TRIPS_APPLIED.help,
