@@ -257,6 +257,7 @@ def _history_for(
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
 @judgement_now_option
 @format_option("text", "github", "json")
+@without_gc
 def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
           fmt: str) -> int:
     """Judge every tenant change between two commits as a stage transition."""
@@ -290,6 +291,7 @@ def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
 @judgement_now_option
 @format_option("markdown", "json")
+@without_gc
 def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
          fmt: str) -> int:
     """The pull-request comment: changes, blast radius, warnings, violations.
