@@ -11,9 +11,12 @@ the traffic mix) and each cohort wobbles on its own (sigma 0.05: users are not c
 flips, so counts are over-dispersed). *Healthy* canaries have exactly the stable
 cohort's rates; *regressed* ones fail tool calls 3 points more often.
 
-Two ways to feed the looks: the last hour's window (what a Prometheus ``[1h]`` query
-gives: the looks see fresh data each time) and cumulative counts since the step
-started. Two intervals: the fixed one-look interval and the confidence sequence
+Two ways to feed the looks: ``window`` = the last hour (the policy's ``window: 1h``,
+``--window policy``: the looks see fresh data each time) and ``step`` = the data since
+the step started (``--window step``, the default): the step starts at a random minute,
+its start is rounded up to the 15-minute grid (``prometheus.STEP_GRID``; the minutes
+before it are lost), and each look reads everything from there (cumulative).
+Two intervals: the fixed one-look interval and the confidence sequence
 (``--looks sequential``, the default). Reported: the share of healthy canaries that
 got at least one rollback proposal in the day (target <= 1%), and the share of
 regressed canaries rolled back within the day with the median hour of detection.
@@ -41,12 +44,14 @@ from modelpin.bot.observations import (
     RateObservation,
     RolloutTelemetry,
 )
+from modelpin.bot.prometheus import STEP_GRID
 from modelpin.model.signals import SignalsPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 HOURS = 24
 CANARY_SHARE = 0.05
 REGRESSION = 0.03
+STEP_GRID_MINUTES = STEP_GRID // 60
 
 
 def binomial(rng: random.Random, n: int, p: float) -> int:
@@ -122,6 +127,20 @@ def _telemetry(c: dict[str, Any]) -> CohortTelemetry:
     })
 
 
+def _thin(rng: random.Random, c: dict[str, Any], share: float) -> dict[str, Any]:
+    """The part of an hour's counts that fell in its last ``share`` of the hour."""
+    out = dict(c)
+    for whole, part in (("tool_calls", "tool_fail"), ("tasks", "completed"),
+                        ("requests", "coercions")):
+        n = round(c[whole] * share)
+        out[part] = binomial(rng, n, c[part] / c[whole]) if c[whole] else 0
+        out[whole] = n
+    out["downstream"] = binomial(rng, out["requests"], c["downstream"] / max(1, c["requests"]))
+    n = round(c["sim_n"] * share)
+    out["sim_sum"], out["sim_n"] = (c["sim_sum"] / c["sim_n"] * n if c["sim_n"] else 0.0), n
+    return out
+
+
 def _add(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     return dict(b) if a is None else {k: a[k] + b[k] for k in b}
 
@@ -132,19 +151,25 @@ def simulate(policy: SignalsPolicy, *, canaries: int, regressed: bool, seed: int
     rng = random.Random(seed)
     ref = RolloutRef("t", "a", "pin", "cand", "canary", 5)
     out: dict[tuple[str, str], list[int | None]] = {
-        (feed, looks): [] for feed in ("window", "cumulative") for looks in ("fixed", "sequential")
+        (feed, looks): [] for feed in ("window", "step") for looks in ("fixed", "sequential")
     }
     for _ in range(canaries):
         t = _tenant(rng)
         first: dict[tuple[str, str], int | None] = {k: None for k in out}
         cum_s: dict[str, Any] | None = None
         cum_c: dict[str, Any] | None = None
+        start_minute = rng.randrange(60)  # the step starts this many minutes before a look
+        kept = (start_minute // STEP_GRID_MINUTES * STEP_GRID_MINUTES) / 60  # grid loss
         for hour in range(HOURS):
             shared = math.exp(rng.gauss(0, 0.15))
             s = _cohort(rng, t, 1 - CANARY_SHARE, hour, shared, 0.0)
             c = _cohort(rng, t, CANARY_SHARE, hour, shared, REGRESSION if regressed else 0.0)
-            cum_s, cum_c = _add(cum_s, s), _add(cum_c, c)
-            for feed, (ds, dc) in (("window", (s, c)), ("cumulative", (cum_s, cum_c))):
+            if hour == 0:  # the first look sees only the minutes since the grid-rounded start
+                s0, c0 = _thin(rng, s, kept), _thin(rng, c, kept)
+                cum_s, cum_c = _add(None, s0), _add(None, c0)
+            else:
+                cum_s, cum_c = _add(cum_s, s), _add(cum_c, c)
+            for feed, (ds, dc) in (("window", (s, c)), ("step", (cum_s, cum_c))):
                 tel = RolloutTelemetry("t", "a", "1h", "sim", _telemetry(ds), _telemetry(dc))
                 for looks in ("fixed", "sequential"):
                     key = (feed, looks)

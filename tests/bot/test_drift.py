@@ -76,7 +76,8 @@ def test_drift_fields_are_validated_per_record(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"version": 1, "records": bad}))
     source = JsonFileTelemetry.from_path(path)
-    assert source.drift("e1", "primary") is None  # the current window was refused
+    # the current window was refused
+    assert ("e1", "primary") not in source.drift_all([("e1", "primary")]).windows
     batch = source.observe_all([("e1", "primary")])
     assert "`refusals` (30000) exceeds `requests` (20000)" in batch.problems[("e1", "primary")][0]
 

@@ -29,8 +29,10 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     server.stop()
 
 
-def _bot(repo: Path, telemetry: str, github: FakeGitHub, *extra: str) -> int:
-    return main(["bot", "--repo", str(repo), "--telemetry", telemetry, "--now", NOW,
+def _bot(repo: Path, telemetry: str, github: FakeGitHub, *extra: str,
+         prometheus: bool = False) -> int:
+    flag = "--prometheus" if prometheus else "--telemetry"
+    return main(["bot", "--repo", str(repo), flag, telemetry, "--now", NOW,
                  "--push", "--github", f"{github.owner}/{github.repo}",
                  "--github-api", github.url, "--github-interval", "0", "--retries", "0",
                  *extra])
@@ -138,7 +140,7 @@ def test_prometheus_batches_one_query_per_signal_query(
 ) -> None:
     prom = _prometheus({})
     try:
-        assert _bot(prom_repo, prom.url, github) == 0
+        assert _bot(prom_repo, prom.url, github, prometheus=True) == 0
     finally:
         prom.stop()
     assert len(prom.queries) == 10  # 5 signals x 2 queries, for all 4 rollouts at once
@@ -165,7 +167,7 @@ def test_prometheus_impossible_data_is_refused_like_the_file(
 ) -> None:
     prom = _prometheus(fault)
     try:
-        assert _bot(prom_repo, prom.url, github) == 1
+        assert _bot(prom_repo, prom.url, github, prometheus=True) == 1
     finally:
         prom.stop()
     out = capsys.readouterr().out
@@ -180,7 +182,7 @@ def test_prometheus_data_null_is_a_problem_not_a_traceback(
 ) -> None:
     prom = _prometheus({"similarity_mean": "null"})
     try:
-        assert _bot(prom_repo, prom.url, github) == 1
+        assert _bot(prom_repo, prom.url, github, prometheus=True) == 1
     finally:
         prom.stop()
     out = capsys.readouterr().out
@@ -195,7 +197,7 @@ def test_a_dripping_server_does_not_hold_a_query_past_the_timeout(
     prom = _prometheus({"similarity_mean": "drip"})
     started = time.monotonic()
     try:
-        code = _bot(prom_repo, prom.url, github, "--timeout", "2")
+        code = _bot(prom_repo, prom.url, github, "--timeout", "2", prometheus=True)
     finally:
         elapsed = time.monotonic() - started
         prom.stop()
@@ -229,11 +231,10 @@ class _RawPrometheus(faults.FakePrometheus):
          "nested too deeply"),
         (b'{"status": "success", "data": {"resultType": "vector", "result": [1e400]}}',
          "number 1e400 is out of range"),
-        (b"<html>502 Bad Gateway</html>", "invalid JSON"),
         (b'{"status": "success", "data": {"resultType": "matrix", "result": []}}',
          "returned a matrix, expected a vector"),
     ],
-    ids=["non-utf8", "deep-nesting", "1e400", "html", "matrix"],
+    ids=["non-utf8", "deep-nesting", "1e400", "matrix"],
 )
 def test_malformed_prometheus_answers_are_problems_not_tracebacks(
     prom_repo: Path, github: FakeGitHub, capsys: pytest.CaptureFixture[str],
@@ -242,7 +243,7 @@ def test_malformed_prometheus_answers_are_problems_not_tracebacks(
     prom = _RawPrometheus({})
     prom.raw = raw
     try:
-        assert _bot(prom_repo, prom.url, github) == 1
+        assert _bot(prom_repo, prom.url, github, prometheus=True) == 1
     finally:
         prom.stop()
     captured = capsys.readouterr()
@@ -250,6 +251,22 @@ def test_malformed_prometheus_answers_are_problems_not_tracebacks(
     assert "Traceback" not in captured.out + captured.err
     assert len(prom.queries) == 10  # every query tried: each fails on its own
     assert _created(github) == []  # no data -> nothing judged -> nothing proposed
+
+
+def test_an_html_answer_is_not_a_prometheus_api_and_stops_the_queries(
+    prom_repo: Path, github: FakeGitHub, capsys: pytest.CaptureFixture[str],
+) -> None:
+    prom = _RawPrometheus({})
+    prom.raw = b"<html>502 Bad Gateway</html>"
+    try:
+        assert _bot(prom_repo, prom.url, github, prometheus=True) == 1
+    finally:
+        prom.stop()
+    out = capsys.readouterr().out
+    assert "is not a Prometheus HTTP API (POST /api/v1/query answered HTTP 200, not JSON)" in out
+    assert "use --telemetry URL" in out
+    assert len(prom.queries) == 1  # the rest are skipped: one problem, not ten
+    assert _created(github) == []
 
 
 def test_an_answer_over_the_size_cap_is_refused(signals_policy) -> None:

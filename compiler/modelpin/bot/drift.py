@@ -14,9 +14,9 @@ The thresholds are data (``DRIFT_SIGNALS``), in one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Literal, cast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol, cast
 
 from modelpin.model.signals import SignalName, SignalPolicy
 
@@ -44,6 +44,29 @@ DRIFT_SIGNALS: dict[str, DriftSignal] = {
         "rate", 0.01, 200, "responses failing their format check / format checks"),
     "response_length": DriftSignal("mean", 0.0, 100, "mean response tokens"),
 }
+
+
+Windows = tuple[dict[str, Observation], dict[str, Observation]]
+"""(baseline, current) observations of one alias, per drift signal."""
+
+
+@dataclass(frozen=True)
+class DriftBatch:
+    """The drift windows of every alias that has data; what was refused or skipped."""
+
+    windows: Mapping[tuple[str, str], Windows]
+    problems: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    general: tuple[str, ...] = ()
+    skipped: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """Aliases not judged, and why (a pin younger than the baseline window)."""
+    notes: tuple[str, ...] = ()
+    """What the source cannot judge at all (signals it has no data for)."""
+
+
+class DriftSource(Protocol):
+    def drift_all(self, keys: Sequence[tuple[str, str]]) -> DriftBatch:
+        """The (baseline, current) windows of the pinned aliases ``keys``."""
+        ...
 
 
 @dataclass(frozen=True)

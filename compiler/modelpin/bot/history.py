@@ -59,3 +59,18 @@ def last_mentioned(repo: Path, rev: str, models: Mapping[str, str]
         result[mid] = datetime.fromtimestamp(int(out.split()[0]), tz=UTC) if out.strip() \
             else None
     return result
+
+
+def pins_changed(repo: Path, rev: str, folder: str = "tenants") -> dict[str, datetime]:
+    """Per tenant file path: the newest first-parent commit that changed a ``pin:`` line
+    in it (any alias's: an upper bound on how long each pin has been unchanged)."""
+    out = _git(repo, "log", "--first-parent", "--format=@@commit %ct", "--name-only",
+               "-G^[[:space:]]*pin:", rev, "--", f"{folder}/")
+    found: dict[str, datetime] = {}
+    when: datetime | None = None
+    for line in (out or "").splitlines():
+        if line.startswith("@@commit "):
+            when = datetime.fromtimestamp(int(line.split()[1]), tz=UTC)
+        elif line.strip() and when is not None:
+            found.setdefault(line.strip(), when)  # newest first
+    return found

@@ -23,18 +23,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
 from modelpin.model.fleet import Fleet
 from modelpin.rollout.dag import GroupGraph
 
-from .drift import judge_drift, render
-from .observations import Observation
-
-
-class DriftSource(Protocol):
-    def drift(self, tenant: str, alias: str
-              ) -> tuple[dict[str, Observation], dict[str, Observation]] | None: ...
+from .drift import DriftBatch, judge_drift, render
 
 DECOMMISSION_AFTER = timedelta(days=30)
 REGROUP_AFTER = 2
@@ -174,12 +168,12 @@ def regroup_items(fleet: Fleet, rollbacks: Mapping[str, Sequence[datetime]], now
     return items
 
 
-def drift_items(fleet: Fleet, source: DriftSource) -> list[LifecycleItem]:
+def drift_items(fleet: Fleet, batch: DriftBatch) -> list[LifecycleItem]:
     """Every alias whose pinned version drifted from the tenant's baseline window."""
     items: list[LifecycleItem] = []
     for tid, tenant in sorted(fleet.tenants.items()):
         for name, alias in sorted(tenant.aliases.items()):
-            windows = source.drift(tid, name)
+            windows = batch.windows.get((tid, name))
             if windows is None:
                 continue
             report = judge_drift(tid, name, alias.pin, *windows)

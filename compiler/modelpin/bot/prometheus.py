@@ -7,6 +7,16 @@ flight and to ``sum by (tenant, alias, cohort) (...)``; each answer's series are
 by those labels. A template that cannot be batched (no ``sum(``, or its own ``by`` or
 ``without``) is run per rollout and cohort, as written.
 
+**Windows.** Without ``starts`` every query reads the policy's ``window``. With
+``starts`` (per rollout, when its current step started: the later of its ``since`` and
+when the stage was published on main) each rollout is read over the data since its
+step started (:func:`step_window`): the start rounded *up* to ``STEP_GRID`` (so the
+window's start stays fixed from look to look and the counts accumulate: what the
+confidence sequence's guarantee needs), capped at ``MAX_STEP_WINDOW`` (then the window
+slides). Rollouts sharing a window and alias form one term; a query is the union
+(``or``) of its terms, still one request per signal query. A step younger than
+``MIN_STEP_WINDOW`` has no data yet (inconclusive).
+
 Every request has a total deadline (``timeout`` seconds from its start to the last
 byte, however slowly the server drips) and a size cap. The numbers go through the same
 validation as the JSON file (:func:`~modelpin.bot.telemetry.rate_observation`,
@@ -20,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,8 +45,8 @@ from modelpin.model.signals import (
 )
 from modelpin.router.metric_names import KIND, SHADOW_DRIFT, TOOL
 
-from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 from .observations import CohortTelemetry, Observation, RolloutTelemetry
+from .promapi import MAX_RESPONSE_BYTES, NotPrometheus, PrometheusApi, Unreachable
 from .telemetry import (
     COHORTS,
     InvalidObservation,
@@ -44,15 +55,33 @@ from .telemetry import (
     TelemetryError,
     drift_failures,
     mean_observation,
-    parse_json_bytes,
     rate_observation,
 )
 
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+__all__ = ["MAX_RESPONSE_BYTES", "NotPrometheus", "PrometheusTelemetry", "Unreachable",
+           "batched", "step_window"]
 
 
-class Unreachable(TelemetryError):
-    """The server did not answer in time or at all: the remaining queries are skipped."""
+STEP_GRID = 900
+"""Seconds: a step's start is rounded up to this grid (rollouts share windows)."""
+MAX_STEP_WINDOW = timedelta(days=7)
+"""Longest window read for a step (Prometheus keeps 15 days by default)."""
+MIN_STEP_WINDOW = 60
+"""Seconds: a younger step has no data yet."""
+
+
+def step_window(start: datetime, at: float, *, cap: timedelta = MAX_STEP_WINDOW,
+                grid: int = STEP_GRID, minimum: int = MIN_STEP_WINDOW) -> int | None:
+    """Seconds of data to read at ``at`` (a POSIX time) for a step that started at
+    ``start``: from the start rounded up to ``grid`` (fixed across looks) to ``at``,
+    at most ``cap``; None while shorter than ``minimum`` seconds."""
+    begin = math.ceil(start.timestamp() / grid) * grid
+    seconds = int(at - begin)
+    if seconds < minimum:
+        return None
+    return min(seconds, int(cap.total_seconds()))
+
+
 SeriesKey = tuple[str, str, str]
 ALL_COHORTS = (*COHORTS, "shadow")
 DriftRows = dict[RolloutKey, list[tuple[str, str, float]]]
@@ -101,18 +130,45 @@ class PrometheusTelemetry:
         at: float | None = None,
         timeout: float = 10.0,
         max_bytes: int = MAX_RESPONSE_BYTES,
+        starts: Mapping[RolloutKey, datetime] | None = None,
+        now: datetime | None = None,
+        grid: int = STEP_GRID,
+        min_window: int = MIN_STEP_WINDOW,
     ) -> None:
-        self._http = http
+        """``starts``: read each rollout since its step started (module docstring);
+        ``now`` (or ``at``) the evaluation time the windows are counted to; ``grid``
+        the rounding of step starts and ``min_window`` the youngest step read, in
+        seconds."""
+        self._grid, self._min_window = grid, min_window
         self._policy = policy
+        if at is None and starts is not None:
+            at = (now or datetime.now(UTC)).timestamp()
         self._at = at
-        self._timeout = timeout
-        self._max_bytes = max_bytes
+        self.api = PrometheusApi(http, at=at, timeout=timeout, max_bytes=max_bytes)
         self._window = format_duration(policy.window)
-        self.queries_sent = 0
+        self._starts = dict(starts) if starts is not None else None
+
+    @property
+    def queries_sent(self) -> int:
+        return self.api.queries_sent
+
+    def windows(self, keys: Sequence[RolloutKey]) -> dict[RolloutKey, str | None]:
+        """The PromQL range each rollout is read over (None: its step is too young)."""
+        if self._starts is None or self._at is None:
+            return {k: self._window for k in keys}
+        out: dict[RolloutKey, str | None] = {}
+        for key in keys:
+            start = self._starts.get(key)
+            if start is None:
+                out[key] = self._window
+                continue
+            seconds = step_window(start, self._at, grid=self._grid, minimum=self._min_window)
+            out[key] = None if seconds is None else _duration(seconds)
+        return out
 
     @property
     def name(self) -> str:
-        return f"prometheus {self._http.base_url}"
+        return self.api.name
 
     def observe(self, tenant: str, alias: str) -> RolloutTelemetry:
         """One rollout (a batch of one); a refused record or failing query raises."""
@@ -124,8 +180,9 @@ class PrometheusTelemetry:
 
     def observe_all(self, keys: Sequence[RolloutKey]) -> TelemetryBatch:
         keys = list(dict.fromkeys(keys))
-        tenants = [k[0] for k in keys]
-        aliases = [k[1] for k in keys]
+        windows = self.windows(keys)
+        young = [k for k in keys if windows[k] is None]
+        keys = [k for k in keys if windows[k] is not None]
         general: list[str] = []
         failed: set[SignalName] = set()
         # (tenant, alias, cohort) -> signal -> query field -> value
@@ -141,7 +198,7 @@ class PrometheusTelemetry:
                     failed.add(name)
                     continue
                 try:
-                    got = self._query_all(template, tenants, aliases, keys,
+                    got = self._query_all(template, keys, windows,
                                           shadow=signal.stage == "shadow")
                 except Unreachable as exc:
                     down = str(exc)
@@ -157,10 +214,14 @@ class PrometheusTelemetry:
         drift: DriftRows = {}
         if "shadow_drift_rate" in self._policy.signals and down is None and keys:
             try:
-                drift = self._drift_by_tool(tenants, aliases)
+                drift = self._drift_by_tool(keys, windows)
             except TelemetryError as exc:
                 general.append(f"shadow drift by tool and kind: {exc}")
-        rollouts: dict[RolloutKey, RolloutTelemetry] = {}
+        rollouts: dict[RolloutKey, RolloutTelemetry] = {
+            k: RolloutTelemetry(tenant=k[0], alias=k[1], window="none: the step started "
+                                f"under {self._min_window}s ago", source=self.name)
+            for k in young
+        }
         problems: dict[RolloutKey, list[str]] = {}
         for tenant, alias in keys:
             cohorts: dict[str, CohortTelemetry] = {}
@@ -176,8 +237,11 @@ class PrometheusTelemetry:
                     )
                     signals = {}
                 cohorts[cohort] = CohortTelemetry(signals=signals)
+            window = windows[(tenant, alias)]
+            since_step = self._starts is not None and (tenant, alias) in self._starts
             rollouts[(tenant, alias)] = RolloutTelemetry(
-                tenant=tenant, alias=alias, window=self._window, source=self.name,
+                tenant=tenant, alias=alias, source=self.name,
+                window=f"{window} (since the step started)" if since_step else str(window),
                 stable=cohorts["stable"], canary=cohorts["canary"],
                 shadow=CohortTelemetry(
                     cohorts["shadow"].signals,
@@ -189,14 +253,15 @@ class PrometheusTelemetry:
         )
 
     def _query_all(
-        self, template: str, tenants: Sequence[str], aliases: Sequence[str],
-        keys: Sequence[RolloutKey], *, shadow: bool = False,
+        self, template: str, keys: Sequence[RolloutKey], windows: Mapping[RolloutKey, str | None],
+        *, shadow: bool = False,
     ) -> dict[SeriesKey, float]:
         """``shadow``: a shadow signal's template (no ``{cohort}``), keyed as ``shadow``."""
         if not keys:
             return {}
         cohorts: tuple[str, ...] = ("shadow",) if shadow else COHORTS
-        promql = batched(template, tenants, aliases, self._window, per_cohort=not shadow)
+        promql = _union(keys, windows, lambda t, a, w: batched(
+            template, t, a, w, per_cohort=not shadow))
         if promql is not None:
             wanted = {(t, a, c) for t, a in keys for c in cohorts}
             out: dict[SeriesKey, float] = {}
@@ -214,18 +279,22 @@ class PrometheusTelemetry:
         for tenant, alias in keys:
             for cohort in cohorts:
                 single = render_query(template, tenant=tenant, alias=alias, cohort=cohort,
-                                      window=self._window)
+                                      window=str(windows[(tenant, alias)]))
                 value = self.query_scalar(single)
                 if value is not None:
                     out[(tenant, alias, cohort)] = value
         return out
 
-    def _drift_by_tool(self, tenants: Sequence[str], aliases: Sequence[str]) -> DriftRows:
+    def _drift_by_tool(self, keys: Sequence[RolloutKey],
+                       windows: Mapping[RolloutKey, str | None]) -> DriftRows:
         """Shadow drift per tool and kind of every rollout (for the incident report)."""
-        promql = (
-            f"sum by (tenant, alias, {TOOL}, {KIND}) (increase({SHADOW_DRIFT.sample}"
-            f'{{tenant=~"{_regex(tenants)}",alias=~"{_regex(aliases)}"}}[{self._window}]))'
-        )
+        def term(tenants: Sequence[str], aliases: Sequence[str], window: str) -> str:
+            return (f"sum by (tenant, alias, {TOOL}, {KIND}) (increase({SHADOW_DRIFT.sample}"
+                    f'{{tenant=~"{_regex(tenants)}",alias=~"{_regex(aliases)}"}}[{window}]))')
+
+        promql = _union(keys, windows, term)
+        assert promql is not None
+        wanted = set(keys)
         out: DriftRows = {}
         for labels, value in self._vector(promql):
             if value is None:
@@ -234,38 +303,55 @@ class PrometheusTelemetry:
                 raise TelemetryError(f"drift count {value!r} is not a finite count:\n"
                                      f"  query: {promql}")
             key = (labels.get("tenant", ""), labels.get("alias", ""))
-            out.setdefault(key, []).append((labels.get(TOOL, ""), labels.get(KIND, ""), value))
+            if key in wanted:
+                out.setdefault(key, []).append(
+                    (labels.get(TOOL, ""), labels.get(KIND, ""), value))
         return out
 
     # --- one query -----------------------------------------------------------------------
 
     def query_scalar(self, promql: str) -> float | None:
         """Evaluate an instant query that must yield at most one sample."""
-        series = self._vector(promql)
-        if len(series) > 1:
-            raise TelemetryError(
-                f"prometheus query returned {len(series)} series, expected one "
-                f"(aggregate with sum()):\n  query: {promql}"
-            )
-        return series[0][1] if series else None
+        return self.api.scalar(promql)
 
     def _vector(self, promql: str) -> list[tuple[dict[str, str], float | None]]:
-        params: dict[str, str] = {"query": promql}
-        if self._at is not None:
-            params["time"] = f"{self._at:.3f}"
-        self.queries_sent += 1
-        status, data = bounded_request(
-            self._http, "POST", "/api/v1/query", data=params,
-            timeout=self._timeout, max_bytes=self._max_bytes, what=self.name,
-        )
-        body = parse_json_bytes(data, f"{self.name} answer") if data else None
-        if not isinstance(body, dict) or body.get("status") != "success":
-            detail = body.get("error") if isinstance(body, dict) else data[:200].decode(
-                "utf-8", "replace")
-            raise TelemetryError(
-                f"prometheus query failed (HTTP {status}): {detail}\n  query: {promql}"
-            )
-        return _series(body.get("data"), promql)
+        return self.api.vector(promql)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _union(
+    keys: Sequence[RolloutKey], windows: Mapping[RolloutKey, str | None],
+    term: Any,
+) -> str | None:
+    """One query over ``keys``: ``term(tenants, aliases, window)`` for all of them when
+    they share a window; else the union (``or``) of one term per window and alias, so
+    that no term selects another group's (tenant, alias). None: not batchable."""
+    groups: dict[str, list[RolloutKey]] = {}
+    for key in keys:
+        window = windows[key]
+        if window is not None:
+            groups.setdefault(window, []).append(key)
+    if len(groups) == 1:
+        (window, members), = groups.items()
+        result: str | None = term([k[0] for k in members], [k[1] for k in members], window)
+        return result
+    terms: list[str] = []
+    for window, members in sorted(groups.items()):
+        by_alias: dict[str, list[str]] = {}
+        for tenant, alias in members:
+            by_alias.setdefault(alias, []).append(tenant)
+        for alias, tenants in sorted(by_alias.items()):
+            one = term(tenants, [alias], window)
+            if one is None:
+                return None
+            terms.append(f"({one})")
+    return " or ".join(terms) if terms else None
 
 
 def _templates(queries: RateQueries | MeanQueries) -> dict[str, str]:
@@ -291,56 +377,3 @@ def _observations(
     return signals
 
 
-def _number(raw: Any, promql: str) -> float | None:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError, OverflowError):
-        raise TelemetryError(f"prometheus returned a non-number {str(raw)[:40]!r}: {promql}"
-                             ) from None
-    return None if math.isnan(value) else value
-
-
-def _series(data: Any, promql: str) -> list[tuple[dict[str, str], float | None]]:
-    if not isinstance(data, dict):
-        raise TelemetryError(f"prometheus answered without `data`: {promql}")
-    kind, result = data.get("resultType"), data.get("result")
-    if kind == "scalar" and isinstance(result, list) and len(result) == 2:
-        return [({}, _number(result[1], promql))]
-    if kind != "vector" or not isinstance(result, list):
-        raise TelemetryError(f"prometheus query returned a {kind}, expected a vector: {promql}")
-    out: list[tuple[dict[str, str], float | None]] = []
-    for item in result:
-        value = item.get("value") if isinstance(item, dict) else None
-        metric = item.get("metric", {}) if isinstance(item, dict) else None
-        if not isinstance(value, list) or len(value) != 2 or not isinstance(metric, dict):
-            raise TelemetryError(f"prometheus returned a malformed sample: {promql}")
-        labels = {str(k): str(v) for k, v in metric.items()}
-        out.append((labels, _number(value[1], promql)))
-    return out
-
-
-def bounded_request(
-    http: httpx.Client,
-    method: str,
-    url: str,
-    *,
-    timeout: float,
-    max_bytes: int,
-    what: str,
-    **kw: Any,
-) -> tuple[int, bytes]:
-    """One request whose whole exchange ends within ``timeout`` seconds and ``max_bytes``
-    (:func:`modelpin.bot.http.bounded_exchange`), with telemetry errors."""
-    try:
-        answer = bounded_exchange(http, method, url, timeout=timeout, max_bytes=max_bytes, **kw)
-    except ExchangeTimeout as exc:
-        raise Unreachable(f"{what} {exc}") from None
-    except ExchangeTooLarge as exc:
-        raise TelemetryError(f"{what}: {exc}") from None
-    except httpx.TimeoutException:
-        raise Unreachable(f"{what} timed out after {timeout:g}s") from None
-    except httpx.TransportError as exc:
-        raise Unreachable(f"{what}: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise TelemetryError(f"{what}: {exc}") from None
-    return answer.status, answer.body

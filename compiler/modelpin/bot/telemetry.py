@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, model_validator
 from modelpin.model.base import Duration, Identifier, StrictModel, format_duration
 from modelpin.model.signals import SIGNAL_NAMES, SignalName
 
+from .drift import DriftBatch
 from .observations import (
     Cohort,
     CohortTelemetry,
@@ -410,6 +411,13 @@ class JsonFileTelemetry:
         if baseline is None or current is None:
             return None
         return baseline.drift_observations(), current.drift_observations()
+
+    def drift_all(self, keys: Sequence[RolloutKey]) -> DriftBatch:
+        """:meth:`drift` of every key that has both windows; the refused records."""
+        windows = {k: w for k in keys if (w := self.drift(*k)) is not None}
+        wanted = set(keys)
+        return DriftBatch(windows, {k: v for k, v in self._problems.items() if k in wanted},
+                          self._general)
 
     def observe_all(self, keys: Sequence[RolloutKey]) -> TelemetryBatch:
         wanted = set(keys)

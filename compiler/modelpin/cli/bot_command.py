@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,13 @@ import httpx
 from modelpin.bot.cycle import Candidate, Cycle, run_cycle
 from modelpin.bot.git import GitAdapterError, ProposalGit
 from modelpin.bot.github import GitHubClient, GitHubError
-from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.bot.proposals import PUBLISHABLE, commit_message_for, escalate, publish
-from modelpin.bot.telemetry import JsonFileTelemetry, TelemetryError, TelemetrySource
+from modelpin.bot.sources import SourceError, json_source, prometheus_source
+from modelpin.bot.telemetry import TelemetryError, TelemetrySource
 from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_USAGE,
     CommandError,
     emit_diagnostics,
     load,
@@ -32,22 +35,30 @@ from modelpin.cli.common import (
     repo_option,
     warn,
 )
+from modelpin.load.fleet import LoadResult
 from modelpin.load.history import records_at, stages_entered
+from modelpin.model.fleet import Fleet
 from modelpin.model.signals import SignalsPolicy
-from modelpin.rollout.transitions import FleetContext
+from modelpin.rollout.transitions import FleetContext, clock_start
 
 
-def _source(telemetry: str, signals: SignalsPolicy, timeout: float, max_mb: float
-            ) -> TelemetrySource:
-    if telemetry.startswith(("http://", "https://")):
-        return PrometheusTelemetry(httpx.Client(base_url=telemetry, timeout=timeout), signals,
-                                   timeout=timeout)
-    path = Path(telemetry)
-    if not path.is_file():
-        raise CommandError(f"--telemetry {telemetry}: no such file",
-                           hint="a telemetry JSON file (docs/telemetry.md) or a Prometheus URL")
+def open_source(telemetry: str | None, prometheus: str | None, signals: SignalsPolicy, *,
+                timeout: float, max_mb: float,
+                starts: Mapping[tuple[str, str], datetime] | None = None,
+                now: datetime | None = None) -> TelemetrySource:
+    """``--telemetry FILE|URL`` (JSON) or ``--prometheus URL``: exactly one of them."""
+    if (telemetry is None) == (prometheus is None):
+        raise CommandError("give exactly one telemetry source: --telemetry FILE|URL (a "
+                           "telemetry JSON file) or --prometheus URL (a Prometheus server)")
     try:
-        return JsonFileTelemetry.from_path(path, max_bytes=int(max_mb * 1024 * 1024))
+        if prometheus is not None:
+            return prometheus_source(prometheus, signals, timeout=timeout, starts=starts,
+                                     now=now)
+        assert telemetry is not None
+        return json_source(telemetry, timeout=timeout, max_bytes=int(max_mb * 1024 * 1024))
+    except SourceError as exc:
+        raise CommandError(str(exc), hint=exc.hint or None,
+                           exit_code=EXIT_USAGE if exc.usage else EXIT_INVALID) from None
     except TelemetryError as exc:
         raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
 
@@ -112,9 +123,74 @@ def github_client(repository: str, api: dict[str, Any]) -> GitHubClient:
         raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
 
 
+@dataclass(frozen=True)
+class RemoteFleet:
+    """The fleet as of the remote's main (or the working tree when previewing without a
+    remote): what ``bot`` and ``lifecycle`` both judge and edit."""
+
+    git: ProposalGit | None
+    base: str | None
+    root: Path
+    result: LoadResult
+    now: datetime
+    preview: bool
+
+    @property
+    def fleet(self) -> Fleet:
+        assert self.result.fleet is not None
+        return self.result.fleet
+
+    @property
+    def rev(self) -> str:
+        return self.base or "HEAD"
+
+    def read_text(self, path: str) -> str:
+        if self.git is not None and self.base is not None:
+            return self.git.read(self.base, path)
+        return (self.root / path).read_text(encoding="utf-8")
+
+    def context(self) -> FleetContext:
+        """With the rollbacks on record (SPEC 2.1 rule 7: they keep a version uncleared)
+        and when each stage was published (rule 5: the soak clocks count from it)."""
+        return FleetContext.build(self.fleet, records_at(self.root, self.rev, self.fleet),
+                                  stages_entered(self.root, self.rev, self.fleet))
+
+
+def remote_fleet(repo: Path | None, remote: str, main_branch: str, now_text: str | None, *,
+                 preview: bool, invalid: str) -> RemoteFleet | None:
+    """Fetch the remote's main and load the fleet there; None (diagnostics and
+    ``invalid`` printed) when that fleet is invalid."""
+    now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
+    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview)
+    result, root = load(repo, base, now.isoformat())
+    if result.fleet is None:
+        emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
+        click.echo(invalid, err=True)
+        return None
+    return RemoteFleet(git_adapter, base, root, result, now, preview)
+
+
+def step_starts(ctx: FleetContext) -> dict[tuple[str, str], datetime]:
+    """When each rollout in flight's current step started: the soak clock's start (the
+    later of its ``since`` and the commit that published the stage on main,
+    ``transitions.clock_start``, SPEC 2.1 rule 5)."""
+    out: dict[tuple[str, str], datetime] = {}
+    for tenant_id, tenant in ctx.fleet.tenants.items():
+        for name, alias in tenant.aliases.items():
+            rollout = alias.rollout
+            if rollout is None or rollout.stage == "rolled-back":
+                continue
+            start = clock_start(rollout.since, ctx.entered.get((tenant_id, name)))
+            if start is not None:
+                out[(tenant_id, name)] = start
+    return out
+
+
 @click.command()
-@click.option("--telemetry", required=True, metavar="FILE|URL",
-              help="Telemetry JSON file (docs/telemetry.md) or a Prometheus server URL.")
+@click.option("--telemetry", default=None, metavar="FILE|URL",
+              help="A telemetry JSON file (docs/telemetry.md), a path or an http(s) URL.")
+@click.option("--prometheus", default=None, metavar="URL",
+              help="A Prometheus server (its HTTP API), queried with policies/signals.yaml.")
 @repo_option
 @click.option("--tenant", "tenants", multiple=True, help="Only these tenants (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print proposals and diffs; touch nothing.")
@@ -136,14 +212,19 @@ def github_client(repository: str, api: dict[str, Any]) -> GitHubClient:
               help="GitHub: seconds between content-creating requests (GitHub asks for 1).")
 @click.option("--max-telemetry-mb", default=16.0, show_default=True,
               help="Refuse a telemetry file larger than this.")
+@click.option("--window", "window_kind", type=click.Choice(["step", "policy"]), default="step",
+              show_default=True,
+              help="--prometheus: read each rollout since its step started (capped at 7 "
+              "days), or over the policy's `window`.")
 @click.option("--looks", type=click.Choice(["sequential", "fixed"]), default="sequential",
               show_default=True,
               help="sequential: intervals valid however often the same rollout is looked "
               "at (docs/statistics.md); fixed: a single look.")
-def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bool,
-        push: bool, repository: str | None, github_api: str, remote: str, main_branch: str,
+def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
+        tenants: tuple[str, ...], dry_run: bool, push: bool, repository: str | None,
+        github_api: str, remote: str, main_branch: str,
         now_text: str | None, timeout: float, retries: int, github_interval: float,
-        max_telemetry_mb: float, looks: str) -> int:
+        max_telemetry_mb: float, window_kind: str, looks: str) -> int:
     """Judge every rollout in flight from telemetry and propose the next step as a PR.
 
     Proposals are built from the remote's main (fetched), never from the checkout.
@@ -155,35 +236,26 @@ def bot(telemetry: str, repo: Path | None, tenants: tuple[str, ...], dry_run: bo
     if timeout <= 0 or max_telemetry_mb <= 0 or retries < 0 or github_interval < 0:
         raise CommandError("--timeout and --max-telemetry-mb must be positive, --retries "
                            "and --github-interval not negative")
-    now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
     preview = dry_run or not push
-    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview)
-    result, root = load(repo, base, now.isoformat())
-    if result.fleet is None:
-        emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
-        click.echo("the fleet is invalid: fix it before the bot can judge rollouts", err=True)
+    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview,
+                      invalid="the fleet is invalid: fix it before the bot can judge rollouts")
+    if at is None:
         return EXIT_INVALID
-    if result.signals is None:
+    if at.result.signals is None:
         raise CommandError("policies/signals.yaml is missing",
                            hint="the bot needs signal thresholds; see README: the bot")
-    unknown = sorted(set(tenants) - set(result.fleet.tenants))
+    unknown = sorted(set(tenants) - set(at.fleet.tenants))
     if unknown:
         raise CommandError(f"unknown tenant(s): {', '.join(unknown)}")
-    source = _source(telemetry, result.signals, timeout, max_telemetry_mb)
-
-    def read_text(path: str) -> str:
-        if git_adapter is not None and base is not None:
-            return git_adapter.read(base, path)
-        return (root / path).read_text(encoding="utf-8")
-
+    ctx = at.context()
+    starts = step_starts(ctx) if prometheus is not None and window_kind == "step" else None
+    source = open_source(telemetry, prometheus, at.result.signals, timeout=timeout,
+                         max_mb=max_telemetry_mb, starts=starts, now=at.now)
+    git_adapter, base = at.git, at.base
     previous = git_adapter.branch_text if git_adapter is not None and not preview else None
-    # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream.
-    records = records_at(root, base or "HEAD", result.fleet)
-    # Soak and shadow count from when a stage was published, as check counts (rule 5).
-    ctx = FleetContext.build(result.fleet, records,
-                             stages_entered(root, base or "HEAD", result.fleet))
-    cycle = run_cycle(read_text, ctx, result.signals, source, now, only=tenants,
-                      previous_text=previous, looks="fixed" if looks == "fixed" else "sequential")
+    cycle = run_cycle(at.read_text, ctx, at.result.signals, source, at.now,
+                      only=tenants, previous_text=previous,
+                      looks="fixed" if looks == "fixed" else "sequential")
     for problem in cycle.general:
         click.echo(f"PROBLEM   {problem}")
     for candidate in cycle.candidates:

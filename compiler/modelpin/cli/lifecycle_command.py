@@ -10,14 +10,17 @@ Deprecations and sunsets without a proposal are printed.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
 from modelpin.bot import history
 from modelpin.bot.cycle import judge_edit
+from modelpin.bot.drift import DriftBatch
+from modelpin.bot.drift_prometheus import PrometheusDrift
 from modelpin.bot.git import GitAdapterError, ProposalGit
 from modelpin.bot.github import GitHubClient, GitHubError
 from modelpin.bot.lifecycle import (
@@ -28,19 +31,17 @@ from modelpin.bot.lifecycle import (
     sunset_items,
 )
 from modelpin.bot.proposals import PublishResult, open_issue, publish_change
-from modelpin.bot.telemetry import JsonFileTelemetry, TelemetryError
+from modelpin.bot.sources import SourceError, json_source, prometheus_api
+from modelpin.bot.telemetry import TelemetryError
 from modelpin.bot.yaml_edit import YamlEditError, apply_group, apply_start_shadow
-from modelpin.cli.bot_command import github_client, remote_base
+from modelpin.cli.bot_command import RemoteFleet, github_client, remote_fleet
 from modelpin.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_USAGE,
     CommandError,
-    emit_diagnostics,
-    load,
-    parse_time,
     repo_option,
 )
-from modelpin.load.history import records_at
 from modelpin.rollout.reason import Reason
 from modelpin.rollout.transitions import FleetContext
 
@@ -57,40 +58,54 @@ from modelpin.rollout.transitions import FleetContext
 @click.option("--main-branch", "main_branch", default="main", show_default=True)
 @click.option("--now", "now_text", default=None, metavar="TIME",
               help="Judge as of this time (default: the clock).")
-@click.option("--telemetry", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Telemetry JSON with `baseline` cohorts: judge drift of pinned versions.")
+@click.option("--telemetry", default=None, metavar="FILE|URL",
+              help="Telemetry JSON with `baseline` records (a path or an http(s) URL): judge "
+              "drift of pinned versions.")
+@click.option("--prometheus", default=None, metavar="URL",
+              help="Judge drift of pinned versions from a Prometheus server (the signals "
+              "routers export: tool-call failures).")
+@click.option("--drift-window", default="1d", show_default=True, metavar="DURATION",
+              help="--prometheus: the current window (e.g. 1d, 6h, 90s).")
+@click.option("--baseline-window", default="7d", show_default=True, metavar="DURATION",
+              help="--prometheus: the baseline window, right before the current one.")
 @click.option("--max-telemetry-mb", default=16.0, show_default=True)
 @click.option("--timeout", default=10.0, show_default=True)
 @click.option("--retries", default=3, show_default=True)
 @click.option("--github-interval", default=1.0, show_default=True)
 def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | None,
               github_api: str, remote: str, main_branch: str, now_text: str | None,
-              telemetry: Path | None, max_telemetry_mb: float, timeout: float, retries: int,
+              telemetry: str | None, prometheus: str | None, drift_window: str,
+              baseline_window: str, max_telemetry_mb: float, timeout: float, retries: int,
               github_interval: float) -> int:
     """Sunset shadows to successors, regrouping, decommission and drift reports."""
     if repository and not push and not dry_run:
         raise CommandError("--github needs --push (or --dry-run to preview)")
-    now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
+    if telemetry is not None and prometheus is not None:
+        raise CommandError("give one drift source: --telemetry FILE|URL or --prometheus URL")
+    windows = (_duration("--drift-window", drift_window),
+               _duration("--baseline-window", baseline_window))
     preview = dry_run or not push
-    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview)
-    result, root = load(repo, base, now.isoformat())
-    if result.fleet is None:
-        emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
-        click.echo("the fleet is invalid: fix it first", err=True)
+    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview,
+                      invalid="the fleet is invalid: fix it first")
+    if at is None:
         return EXIT_INVALID
-    fleet = result.fleet
-    rev = base or "HEAD"
-    ctx = FleetContext.build(fleet, records_at(root, rev, fleet))
+    fleet, root, rev, now, base, git_adapter = at.fleet, at.root, at.rev, at.now, at.base, at.git
+    ctx = at.context()
     model_files = {m: fleet.paths.get(f"model:{m}", f"model_versions/{m}.yaml")
                    for m in fleet.models}
     drift: list[LifecycleItem] = []
-    if telemetry is not None:
-        try:
-            source = JsonFileTelemetry.from_path(
-                telemetry, max_bytes=int(max_telemetry_mb * 1024 * 1024))
-        except TelemetryError as exc:
-            raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
-        drift = drift_items(fleet, source)
+    failed = 0
+    if telemetry is not None or prometheus is not None:
+        batch = _drift_batch(at, telemetry, prometheus, windows, timeout, max_telemetry_mb,
+                             now_text is not None)
+        for line in batch.notes:
+            click.echo(f"NOTE         {line}")
+        for key, why in sorted(batch.skipped.items()):
+            click.echo(f"NOTE         {key[0]}/{key[1]}: drift not judged: {why}")
+        for problem in (*batch.general, *(p for v in batch.problems.values() for p in v)):
+            failed += 1
+            click.echo(f"PROBLEM      {problem}")
+        drift = drift_items(fleet, batch)
     items = [
         *drift,
         *sunset_items(fleet, now.date()),
@@ -98,15 +113,10 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
         *decommission_items(fleet, now, history.last_mentioned(root, rev, model_files)),
     ]
 
-    def read_text(path: str) -> str:
-        if git_adapter is not None and base is not None:
-            return git_adapter.read(base, path)
-        return (root / path).read_text(encoding="utf-8")
-
+    read_text = at.read_text
     github = (github_client(repository, {"api": github_api, "timeout": timeout,
                                          "retries": retries, "interval": github_interval})
               if repository and not preview else None)
-    failed = 0
     for item in items:
         click.echo(f"{item.kind.upper():12} {item.subject}: {item.why}")
         try:
@@ -122,9 +132,44 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
     if not items:
         click.echo("nothing to do: no sunset, regroup or decommission today")
     if failed:
-        click.echo(f"{failed} of {len(items)} finding(s) failed", err=True)
+        click.echo(f"{failed} finding(s) or drift reading(s) failed", err=True)
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _duration(flag: str, text: str) -> timedelta:
+    match = re.fullmatch(r"(\d{1,7})([smhd])", text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise CommandError(f"{flag} {text!r}: not a duration", hint="e.g. 90s, 30m, 6h, 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _drift_batch(at: RemoteFleet, telemetry: str | None, prometheus: str | None,
+                 windows: tuple[timedelta, timedelta], timeout: float, max_mb: float,
+                 pinned_clock: bool) -> DriftBatch:
+    """The drift windows of every pinned alias from the source given."""
+    fleet = at.fleet
+    keys = [(t, a) for t, tenant in sorted(fleet.tenants.items()) for a in sorted(tenant.aliases)]
+    try:
+        if telemetry is not None:
+            return json_source(telemetry, timeout=timeout,
+                               max_bytes=int(max_mb * 1024 * 1024)).drift_all(keys)
+        assert prometheus is not None
+        api = prometheus_api(prometheus, timeout=timeout,
+                             at=at.now.timestamp() if pinned_clock else None)
+    except SourceError as exc:
+        raise CommandError(str(exc), hint=exc.hint or None,
+                           exit_code=EXIT_USAGE if exc.usage else EXIT_INVALID) from None
+    except TelemetryError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
+    changed = history.pins_changed(at.root, at.rev)
+    pinned_since = {(t, a): changed[fleet.tenant_path(t)] for t, a in keys
+                    if fleet.tenant_path(t) in changed}
+    return PrometheusDrift(api, window=windows[0], baseline=windows[1],
+                           pinned_since=pinned_since, now=at.now).drift_all(keys)
 
 
 def _handle(item: LifecycleItem, path: str, read_text: Callable[[str], str],
