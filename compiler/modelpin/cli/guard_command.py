@@ -67,8 +67,9 @@ def guard() -> None:
 @click.option("--once", is_flag=True, help="Run one cycle, print what it did, exit.")
 def run_command(repo: Path, prometheus: str, redis_url: str, interval: float, timeout: float,
                 window: str | None, table_source: str | None, trusted: tuple[str, ...],
-                root_file: Path | None, threshold: int, clear_grace: float, repository: str | None, github_api: str,
-                dispatch: bool, remote: str, main_branch: str, metrics_port: int | None,
+                root_file: Path | None, threshold: int, clear_grace: float,
+                repository: str | None, github_api: str, dispatch: bool, remote: str,
+                main_branch: str, metrics_port: int | None,
                 metrics_address: str, guard_id: str | None, once: bool) -> int:
     """Judge every rollout in flight every INTERVAL seconds; trip and PR a rollback."""
     from prometheus_client import CollectorRegistry, start_http_server
