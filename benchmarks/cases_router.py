@@ -29,8 +29,10 @@ NAMES: dict[str, tuple[str, str, str, str]] = {
                  "payload JSON"),
     "e-swap-latency": ("8 reload", "resolve p99 during 100 swaps vs without swaps", "µs",
                        "no swaps"),
-    "f-record": ("10 runtime", "resolve + record/s vs resolve alone/s (in-memory store)",
-                 "/s", "resolve alone"),
+    "f-record": ("10 runtime", "resolve + record vs resolve alone, per CPU second "
+                 "(in-memory store)", "/s", "resolve alone"),
+    "f-record-wall": ("10 runtime", "resolve + record/s vs resolve alone/s, wall clock "
+                      "(in-memory store)", "/s", "resolve alone"),
     "f-record-redis": ("10 runtime", "resolve + record/s vs resolve alone/s (Redis store)",
                        "/s", "resolve alone"),
 }

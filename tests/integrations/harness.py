@@ -171,7 +171,8 @@ def proxy_config(*, provider: tuple[str, str], table: Path, root: Path, redis_ur
     if callbacks is not None:
         config["litellm_settings"]["callbacks"] = callbacks
     if hook:
-        config["litellm_settings"]["callbacks"] = ["modelpin.integrations.litellm.proxy_handler"]
+        config["litellm_settings"]["callbacks"] = callbacks or [
+            "modelpin.integrations.litellm.proxy_handler"]
         settings: dict[str, Any] = {
             "table": str(table),
             "root": str(root),
@@ -249,3 +250,27 @@ def chat(client: httpx.Client, proxy: Proxy, key: str, session: str | None, text
     return client.post(proxy.url + "/v1/chat/completions", headers=headers, json=body)
 
 
+
+
+def hook_on_redis(directory: Path, redis_url: str, *, remote_sessions: bool,
+                  timeout: float) -> Any:
+    """An in-process ``ModelpinHook`` whose router (the test fleet, loaded) pins sessions
+    in the real Redis at ``redis_url`` with ``timeout``-second socket timeouts;
+    ``remote_sessions=False`` resolves on the event loop (the control)."""
+    from prometheus_client import CollectorRegistry
+
+    from modelpin.integrations.litellm import ModelpinHook
+    from modelpin.integrations.settings import parse_settings
+    from modelpin.router import RedisSessionStore, Router
+    from tests.router.tables import envelope, write_atomically
+
+    key = signing.generate_private_key()
+    directory.mkdir(parents=True, exist_ok=True)
+    table = directory / "t.dsse.json"
+    write_atomically(table, envelope(fleet(1), [key]))
+    router = Router(table, [key.public_key()], registry=CollectorRegistry(),
+                    session_store=RedisSessionStore.from_url(redis_url, timeout=timeout))
+    router.refresh()
+    raw = {"table": str(table), "trusted_keys": [signing.public_key_b64(key.public_key())],
+           "redis_url": redis_url}
+    return ModelpinHook(router, parse_settings(raw, {}), remote_sessions=remote_sessions)

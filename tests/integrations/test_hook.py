@@ -19,9 +19,17 @@ from prometheus_client import CollectorRegistry
 from modelpin import signing
 from modelpin.integrations.litellm import STATE_KEY, ModelpinHook
 from modelpin.integrations.settings import parse_settings
-from modelpin.router import RedisSessionStore, Router, bucket
+from modelpin.router import Router, bucket
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.integrations.harness import ALIAS, CANDIDATE, STABLE, TOOLS, fleet, start_redis
+from tests.integrations.harness import (
+    ALIAS,
+    CANDIDATE,
+    STABLE,
+    TOOLS,
+    fleet,
+    hook_on_redis,
+    start_redis,
+)
 from tests.router.tables import envelope, salt_of, write_atomically
 
 ACME = UserAPIKeyAuth(api_key="sk-acme", team_id="t", team_metadata={"modelpin_tenant": "acme"})
@@ -184,21 +192,6 @@ def test_the_proxy_handler_is_built_from_callback_settings_with_a_trust_root(
 # --- the sticky-session lookup never holds the event loop; Redis faults never raise ------
 
 
-def redis_hook(tmp_path: Path, fake: FakeOpenAI, url: str, *, remote_sessions: bool,
-               timeout: float) -> ModelpinHook:
-    """A hook whose router pins sessions in a real Redis at ``url``."""
-    key = signing.generate_private_key()
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    table = tmp_path / "t.dsse.json"
-    write_atomically(table, envelope(fleet(1), [key]))
-    router = Router(table, [key.public_key()], registry=CollectorRegistry(),
-                    session_store=RedisSessionStore.from_url(url, timeout=timeout))
-    router.refresh()
-    raw = {"table": str(table), "trusted_keys": [signing.public_key_b64(key.public_key())],
-           "redis_url": url}
-    return ModelpinHook(router, parse_settings(raw, {}), remote_sessions=remote_sessions)
-
-
 async def loop_stall_while(hook: ModelpinHook, sessions: list[str]) -> tuple[float, float,
                                                                             list[str]]:
     """Resolve ``sessions`` at once through the pre-call hook while a ticker measures the
@@ -244,7 +237,7 @@ def test_a_slow_redis_never_stalls_the_proxy_event_loop(tmp_path: Path, fake: Fa
         sessions = canary_bucket(4)
         stalls: dict[bool, tuple[float, float, list[str]]] = {}
         for remote in (True, False):
-            hook = redis_hook(tmp_path / str(remote), fake, red.url, remote_sessions=remote,
+            hook = hook_on_redis(tmp_path / str(remote), red.url, remote_sessions=remote,
                               timeout=0.4)
             admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
             stalls[remote] = asyncio.run(loop_stall_while(hook, sessions))
@@ -275,7 +268,7 @@ def test_redis_down_decides_by_bucket_and_never_raises(tmp_path: Path, fake: Fak
     url = red.url
     red.process.kill()
     red.process.wait()
-    hook = redis_hook(tmp_path, fake, url, remote_sessions=True, timeout=0.05)
+    hook = hook_on_redis(tmp_path, url, remote_sessions=True, timeout=0.05)
     salt = salt_of("acme", ALIAS, CANDIDATE)
     sessions = [f"down-{i}" for i in range(40)]
     try:

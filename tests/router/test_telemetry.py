@@ -44,6 +44,15 @@ def sample(registry: CollectorRegistry, metric: mn.MetricName, cohort: str,
         name, {"tenant": T, "alias": A, "cohort": cohort, "router": "gw-1"})
 
 
+def in_threads(work: Any, threads: int) -> None:
+    """Run ``work`` in that many threads at once; return when all are done."""
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
 def test_rollout_series_exist_at_zero_before_any_request(router: Any, registry: Any) -> None:
     for cohort in ("stable", "canary"):
         for metric in mn.OUTCOME_METRICS:
@@ -109,11 +118,7 @@ def test_concurrent_records_lose_no_update(router: Any, registry: Any) -> None:
         for _ in range(n):
             router.record(T, A, d, latency=0.5, similarity=0.5)
 
-    ts = [threading.Thread(target=work) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    in_threads(work, threads)
     assert sample(registry, mn.REQUESTS, d.cohort) == n * threads
     assert sample(registry, mn.REQUEST_DURATION, d.cohort, "_sum") == n * threads * 0.5
     assert sample(registry, mn.SEMANTIC_SIMILARITY, d.cohort, "_count") == n * threads
@@ -129,18 +134,14 @@ def test_the_locked_path_of_a_free_threaded_build_counts_exactly(
     r.refresh()
     assert r.record.__func__ is telemetry.RouterTelemetry._locked_record
     d = r.resolve(T, A, "s-1")
-    n, threads = 5_000, 4
+    n, threads = 2_000, 4
 
     def work() -> None:
         for _ in range(n):
             r.record(T, A, d, latency=0.5, similarity=0.5)
             r.check_tool_call(T, "lookup_clause", {"clause_id": 7}, alias=A, cohort=d.cohort)
 
-    ts = [threading.Thread(target=work) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    in_threads(work, threads)
     assert sample(reg, mn.REQUESTS, d.cohort) == n * threads
     assert sample(reg, mn.REQUEST_DURATION, d.cohort, "_count") == n * threads
     assert sample(reg, mn.SEMANTIC_SIMILARITY, d.cohort, "_sum") == n * threads * 0.5

@@ -78,9 +78,12 @@ log = logging.getLogger("modelpin.integrations.litellm")
 # --- construction from the proxy's config.yaml ------------------------------------------------
 
 
-def from_proxy_config(environ: Mapping[str, str] | None = None) -> ModelpinHook:
+def from_proxy_config(environ: Mapping[str, str] | None = None, *,
+                      remote_sessions: bool | None = None) -> ModelpinHook:
     """The hook configured by ``callback_settings.modelpin`` of the running proxy's
-    config.yaml: a started ``Router`` (loaded now, then polling in the background)."""
+    config.yaml: a started ``Router`` (loaded now, then polling in the background).
+    ``remote_sessions``: see ``ModelpinHook`` (default: resolve off the event loop when
+    sessions live in Redis)."""
     import litellm
 
     raw = (getattr(litellm, "callback_settings", None) or {}).get("modelpin")
@@ -114,7 +117,7 @@ def from_proxy_config(environ: Mapping[str, str] | None = None) -> ModelpinHook:
 
         host, port = settings.metrics_address
         start_http_server(port, addr=host, registry=getattr(router, "registry", REGISTRY))
-    return ModelpinHook(router, settings)
+    return ModelpinHook(router, settings, remote_sessions=remote_sessions)
 
 
 _handlers: dict[str, ModelpinHook] = {}
