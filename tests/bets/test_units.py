@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 
+from modelpin.bets import journal as journal_module
 from modelpin.bets.checks import Answer, ToolCallMade, check_answer, judge_score
+from modelpin.bets.client import CallFailed, answer_of
 from modelpin.bets.journal import Journal, JournalError, call_key
 from modelpin.bets.limits import Pacer, backoff, parse_retry_after
 from modelpin.model.bets import Case
@@ -107,11 +110,7 @@ def test_journal_survives_a_torn_last_line_and_refuses_another_run(tmp_path: Pat
     header = {"run": "r1", "run_at": "2026-03-20T10:00:00Z"}
     journal = Journal(path, header)
     key = call_key("s", 1, "c", "m", {"model": "m"})
-
-    async def write() -> None:
-        await journal.append(key, Answer(content="hi").to_json())
-
-    asyncio.run(write())
+    journal.append(key, Answer(content="hi").to_json())
     journal.close()
     with open(path, "ab") as fh:
         fh.write(b'{"k": "torn", "a": {"con')  # killed mid-write
@@ -126,9 +125,62 @@ def test_journal_survives_a_torn_last_line_and_refuses_another_run(tmp_path: Pat
     assert json.loads(path.read_bytes().splitlines()[0])["journal"] == 1
 
 
+def test_a_journaled_line_is_in_the_file_at_once_and_fsynced_soon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(journal_module, "FSYNC_SECONDS", 0.02)
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, {"run": "r1", "run_at": "2026-03-20T10:00:00Z"})
+    synced.clear()  # the header's own fsync
+    key = call_key("s", 1, "c", "m", {"model": "m"})
+    journal.append(key, Answer(content="hi").to_json())
+    # A process killed now has lost nothing: the line is in the file (another reader sees it).
+    assert json.loads(path.read_bytes().splitlines()[1])["k"] == key
+    deadline = time.monotonic() + 5
+    while not synced and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert synced, "no fsync after an append"
+    count = len(synced)
+    time.sleep(0.1)
+    assert len(synced) == count  # nothing new written: no more fsyncs
+    journal.close()
+
+
 def test_call_key_depends_on_every_part_of_the_request() -> None:
     base = call_key("s", 1, "c", "m", {"model": "m", "messages": [1]})
     assert base != call_key("s", 2, "c", "m", {"model": "m", "messages": [1]})
     assert base != call_key("s", 1, "c", "m", {"model": "m", "messages": [2]})
     assert base != call_key("s", 1, "d", "m", {"model": "m", "messages": [1]})
     assert base == call_key("s", 1, "c", "m", {"messages": [1], "model": "m"})
+
+
+def _completion(message: dict[str, object], **extra: object) -> bytes:
+    return json.dumps({"id": "x", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}],
+        **extra}).encode()
+
+
+def test_answer_of_reads_the_documented_completion() -> None:
+    body = _completion({"content": None, "refusal": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+        usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7})
+    assert answer_of(body) == Answer(content=None, tool_calls=(ToolCallMade("f", '{"a": 1}'),),
+                                     finish_reason="stop", tokens=7)
+    assert answer_of(_completion({"content": "hi"})).tokens == 0  # no usage: estimate stands
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (b"<html>gateway</html>", "not JSON"),
+    (b'{"choices": []}', "no choices"),
+    (b'["a"]', "no choices"),
+    (b'{"choices": [{"index": 0}]}', "no message"),
+    (_completion({"content": ["parts"]}), "not text"),
+    (_completion({"tool_calls": [{"type": "function", "function": {"name": "f",
+                                                                     "arguments": {"a": 1}}}]}),
+     "malformed tool call"),
+])
+def test_answer_of_refuses_what_is_not_a_chat_completion(body: bytes, why: str) -> None:
+    with pytest.raises(CallFailed, match=why):
+        answer_of(body)

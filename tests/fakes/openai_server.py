@@ -108,11 +108,14 @@ class FakeOpenAI:
 
     def __init__(self, personas: dict[str, str] | None = None,
                  answers: dict[str, dict[str, Any]] | None = None, *, latency: float = 0.0,
-                 api_key: str = API_KEY, port: int = 0) -> None:
+                 api_key: str = API_KEY, port: int = 0, record: bool = True) -> None:
         self.personas = dict(personas or {})
         self.answers = dict(answers or {})
         self.latency = latency
         self.api_key = api_key
+        self.record = record
+        """Keep every request's body and headers (``requests``); off for long benchmark runs,
+        whose counters are enough."""
         self.scripts: dict[str, Callable[[dict[str, Any]], Reply]] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
         self.attempts: Counter[tuple[str, str]] = Counter()
@@ -277,7 +280,8 @@ class FakeOpenAI:
         model = body["model"]
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         with self.lock:
-            self._requests.append(Recorded(model, body, dict(headers)))
+            if self.record:
+                self._requests.append(Recorded(model, body, dict(headers)))
             self.attempts[(model, digest)] += 1
             attempt = self.attempts[(model, digest)]
             script = self.scripts.get(model)
@@ -392,7 +396,7 @@ async def _read_request(reader: asyncio.StreamReader
 
 def main(argv: list[str]) -> None:
     """Serve as a process: ``CONFIG`` is a JSON file ``{"personas", "answers" | "repo",
-    "latency", "api_key", "port"}`` ("repo": answers from that fleet's suites); prints
+    "latency", "api_key", "port", "record"}`` ("repo": answers from that fleet's suites); prints
     ``PORT <n>`` once listening, serves until killed."""
     with open(argv[0], encoding="utf-8") as fh:
         config = json.load(fh)
@@ -401,7 +405,7 @@ def main(argv: list[str]) -> None:
         answers.update(answers_from_suites(Path(config["repo"])))
     server = FakeOpenAI(config["personas"], answers, latency=float(config.get("latency", 0)),
                         api_key=str(config.get("api_key", API_KEY)),
-                        port=int(config.get("port", 0)))
+                        port=int(config.get("port", 0)), record=bool(config.get("record", True)))
     print(f"PORT {server.port}", flush=True)
     threading.Event().wait()
 

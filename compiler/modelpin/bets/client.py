@@ -10,8 +10,10 @@ request's or the account's fault and fails at once.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from modelpin.bets.checks import Answer, ToolCallMade
@@ -39,56 +41,75 @@ def estimate_tokens(request: dict[str, Any]) -> int:
     return size // 4 + int(request.get("max_tokens", 256)) // 4 + 1
 
 
-def answer_of(response: Any) -> Answer:
-    """The parts of a ``ChatCompletion`` the checks read."""
-    if not response.choices:
+def answer_of(body: bytes) -> Answer:
+    """The parts of a chat completion (the documented JSON) the checks read; a body that
+    is not one is a failed call, never a guess."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise CallFailed(f"the response is not JSON: {body[:120]!r}") from None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
         raise CallFailed("the response has no choices")
-    choice = response.choices[0]
-    message = choice.message
-    calls = tuple(ToolCallMade(c.function.name, c.function.arguments or "")
-                  for c in (message.tool_calls or []) if getattr(c, "function", None))
-    usage = getattr(response, "usage", None)
-    return Answer(content=message.content, tool_calls=calls,
-                  refusal=getattr(message, "refusal", None),
-                  finish_reason=choice.finish_reason,
-                  tokens=int(getattr(usage, "total_tokens", 0) or 0))
-
-
-SHARD_CONNECTIONS = 4
-"""Connections per HTTP pool. httpcore's pool rescans every (request, connection) pair on
-each event, so one pool of 64 connections costs milliseconds of CPU per call; a lane uses
-several small pools instead, each call going to the least busy one."""
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise CallFailed("the response's first choice has no message")
+    calls = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue  # not a function call: nothing the checks read
+        name, arguments = function.get("name"), function.get("arguments")
+        if not isinstance(name, str) or not isinstance(arguments, str | None):
+            raise CallFailed(f"malformed tool call in the response: {json.dumps(call)[:200]}")
+        calls.append(ToolCallMade(name, arguments or ""))
+    content, refusal = message.get("content"), message.get("refusal")
+    if not isinstance(content, str | None) or not isinstance(refusal, str | None):
+        raise CallFailed("the response's message content is not text")
+    usage = data.get("usage")
+    tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+    finish = choice.get("finish_reason")
+    return Answer(content=content, tool_calls=tuple(calls), refusal=refusal,
+                  finish_reason=finish if isinstance(finish, str) else None,
+                  tokens=tokens if isinstance(tokens, int) and tokens > 0 else 0)
 
 
 class ProviderClient:
-    """One lane's ``AsyncOpenAI`` clients (small connection pools) and its retry loop."""
+    """One lane's ``AsyncOpenAI`` client and its retry loop.
 
-    def __init__(self, lane: Lane, api_key: str, *, seed: int = 0) -> None:
+    The client's HTTP layer is ``transport.LeanTransport`` (constant CPU per call; httpx's
+    default transport costs about twice as much), unless a proxy variable is set: then
+    httpx's own transport, which honours it, with one pool as large as the concurrency."""
+
+    def __init__(self, lane: Lane, api_key: str, *, seed: int = 0,
+                 environ: Mapping[str, str] | None = None) -> None:
         openai = _import_openai()
         import httpx
+
+        from modelpin.bets.transport import LeanTransport, proxy_configured
 
         self.openai = openai
         self.lane = lane
         provider = lane.provider
-        shards = -(-provider.concurrency // SHARD_CONNECTIONS)
-        tls = httpx.create_ssl_context()  # one CA bundle load, shared by the pools
-        self.clients = []
-        for i in range(shards):
-            size = min(SHARD_CONNECTIONS, provider.concurrency - i * SHARD_CONNECTIONS)
-            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-            http = httpx.AsyncClient(limits=limits, timeout=provider.timeout_seconds, verify=tls)
-            self.clients.append(openai.AsyncOpenAI(
-                base_url=provider.base_url, api_key=api_key, max_retries=0,
-                timeout=provider.timeout_seconds, http_client=http))
-        self.busy = [0] * shards
+        tls = httpx.create_ssl_context()
+        proxied = proxy_configured(os.environ if environ is None else environ)
+        self.transport_name = "httpx" if proxied else "lean"
+        if proxied:
+            limits = httpx.Limits(max_connections=provider.concurrency,
+                                  max_keepalive_connections=provider.concurrency)
+            http = httpx.AsyncClient(limits=limits, timeout=provider.timeout_seconds,
+                                     verify=tls)
+        else:
+            http = httpx.AsyncClient(transport=LeanTransport(tls),
+                                     timeout=provider.timeout_seconds)
+        self.client = openai.AsyncOpenAI(
+            base_url=provider.base_url, api_key=api_key, max_retries=0,
+            timeout=provider.timeout_seconds, http_client=http)
         self.rng = random.Random(seed)
-        from openai.types.chat import ChatCompletion
-
-        self.completion_type = ChatCompletion
 
     async def close(self) -> None:
-        for client in self.clients:
-            await client.close()
+        await self.client.close()
 
     async def complete(self, request: dict[str, Any]) -> Answer:
         """One answer for ``request``, or ``CallFailed`` with the last problem."""
@@ -102,15 +123,12 @@ class ProviderClient:
                 lane.stats["calls"] += 1
                 try:
                     # The SDK's generic POST: our body is already the documented JSON, so
-                    # the per-call TypedDict transform of ``chat.completions.create`` (a
-                    # few ms of CPU per call) is skipped; auth, errors, parsing are the SDK's.
-                    shard = self.busy.index(min(self.busy))
-                    self.busy[shard] += 1
-                    try:
-                        response = await self.clients[shard].post(
-                            "/chat/completions", body=request, cast_to=self.completion_type)
-                    finally:
-                        self.busy[shard] -= 1
+                    # the per-call TypedDict transform of ``chat.completions.create`` is
+                    # skipped, and so is building a pydantic ``ChatCompletion`` from the
+                    # answer (together ~0.5 ms of CPU a call); auth, headers and the errors
+                    # (``APIStatusError`` with the body) are the SDK's.
+                    response = await self.client.post("/chat/completions", body=request,
+                                                      cast_to=bytes)
                 except self.openai.APIStatusError as exc:
                     status = exc.status_code
                     code = _error_code(exc)

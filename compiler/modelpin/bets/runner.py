@@ -121,7 +121,7 @@ class Runner:
             client = self.clients[self.fleet.models[model].provider]
             answer = await client.complete(request)
             self.paid += 1
-            await self.journal.append(key, answer.to_json())
+            self.journal.append(key, answer.to_json())
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it; no "never retrieved" noise
