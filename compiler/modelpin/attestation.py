@@ -23,7 +23,7 @@ import base64
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from modelpin import approvals, signing
 from modelpin.model.evidence import Authenticity, Evidence, EvidenceSource
-from modelpin.model.fleet import Fleet
+from modelpin.model.fleet import EvidenceKey, Fleet
 from modelpin.model.trust import Evaluators
 from modelpin.routing.canonical import canonical_bytes
 
@@ -248,13 +248,15 @@ def verify_signers(data: bytes, trusted: Mapping[str, Ed25519PublicKey],
 
 
 def authenticate(source: EvidenceSource, evaluators: Evaluators | None,
-                 base_source: EvidenceSource | None) -> Authenticity:
+                 base_source: EvidenceSource | None, *,
+                 trusted: Mapping[str, Ed25519PublicKey] | None = None) -> Authenticity:
     """Whether evidence counts, judged by the trust list ``evaluators`` (of the base).
 
     Signed evidence counts when ``evaluators.threshold`` distinct listed keys signed it.
     Unsigned evidence counts only when no evaluator keys are configured and the file is
     unchanged from the base (``base_source`` has the same bytes): it is then marked
-    unauthenticated. Everything else is refused with the reason.
+    unauthenticated. Everything else is refused with the reason. ``trusted`` is
+    ``trusted_keys(evaluators)`` when the caller already has it.
     """
     keys = evaluators.keys if evaluators is not None else []
     if source.envelope is None:
@@ -270,11 +272,53 @@ def authenticate(source: EvidenceSource, evaluators: Evaluators | None,
         return Authenticity("unauthenticated", "unsigned evidence (no evaluator keys configured)")
     threshold = evaluators.threshold if evaluators is not None else 1
     try:
-        _, signers = verify_signers(source.envelope, trusted_keys(evaluators), threshold)
+        if trusted is None:
+            trusted = trusted_keys(evaluators)
+        _, signers = verify_signers(source.envelope, trusted, threshold)
     except AttestationError as exc:
         return Authenticity("refused", str(exc), hint=exc.hint)
     return Authenticity("signed", f"signed by {len(signers)} of {len(keys)} evaluator key(s)",
                         signers)
+
+
+class TrustVerdicts(Mapping[EvidenceKey, Authenticity]):
+    """Evidence key -> ``authenticate(...)`` against one trust list, each verdict
+    computed the first time it is looked up (and remembered).
+
+    A verdict is a pure function of the evidence bytes, the trust list and the base's
+    bytes, so computing it when a rule consults it gives every consumer the answer an
+    eager pass would have given; evidence nothing consults (``validate`` consults none,
+    ``check`` only what a transition or a changed file needs) is simply never verified.
+    No verdict is stored anywhere but in this object: there is nothing to forge."""
+
+    def __init__(self, sources: Mapping[EvidenceKey, EvidenceSource],
+                 evaluators: Evaluators | None,
+                 base_sources: Mapping[EvidenceKey, EvidenceSource]) -> None:
+        self._sources = sources
+        self._evaluators = evaluators
+        self._base_sources = base_sources
+        self._verdicts: dict[EvidenceKey, Authenticity] = {}
+        self._keys: dict[str, Ed25519PublicKey] | None = None
+
+    def __getitem__(self, key: EvidenceKey) -> Authenticity:
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            source = self._sources[key]  # KeyError: no such evidence
+            if self._keys is None and source.envelope is not None:
+                self._keys = trusted_keys(self._evaluators)
+            verdict = authenticate(source, self._evaluators, self._base_sources.get(key),
+                                   trusted=self._keys)
+            self._verdicts[key] = verdict
+        return verdict
+
+    def __iter__(self) -> Iterator[EvidenceKey]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._sources
 
 
 def authenticate_fleet(head: Fleet, base: Fleet) -> Fleet:
@@ -282,11 +326,9 @@ def authenticate_fleet(head: Fleet, base: Fleet) -> Fleet:
 
     The loader calls it with ``base = head`` (a tree judged by its own keys); ``check``
     and ``plan`` call it again with the real base, so a key added in the change under
-    review signs nothing that counts (SPEC 2.1 rules 1, 3, 4).
+    review signs nothing that counts (SPEC 2.1 rules 1, 3, 4). Evidence signatures are
+    verified when a rule looks a verdict up (``TrustVerdicts``), not here.
     """
-    trust = {
-        key: authenticate(source, base.evaluators, base.evidence_sources.get(key))
-        for key, source in head.evidence_sources.items()
-    }
+    trust = TrustVerdicts(head.evidence_sources, base.evaluators, base.evidence_sources)
     return replace(head, evidence_trust=trust,
                    approval_verdicts=approvals.verdicts(head, base))

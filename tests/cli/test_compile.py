@@ -266,6 +266,46 @@ def test_uncommitted_changes_are_reported(
     assert "delta" not in doc["tenants"] and doc["serial"] == 1_000_000
 
 
+@pytest.mark.parametrize("cache", [(), ("--no-cache",)], ids=["blob-ids", "git-status"])
+def test_every_kind_of_uncommitted_change_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cache: tuple[str, ...]
+) -> None:
+    """Clean, then an edit, an added file, a deleted file, an ignored file: the table
+    is labelled with a commit, so each is said (with the cache: from the blob ids the
+    load computed; without: ``git status``)."""
+    repo = git_fleet(tmp_path / "repo")
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+    tenants = sorted((repo / "tenants").iterdir())
+    original = tenants[0].read_bytes()
+    tenants[0].write_bytes(original + b"# edited\n")
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" in capsys.readouterr().err
+    tenants[0].write_bytes(original)
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+    spec().add(tenant("delta")).write(repo)
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" in capsys.readouterr().err
+    commit_all(repo, "delta")
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+    git(repo, "rm", "-q", "--cached", "tenants/delta.yaml")
+    (repo / ".gitignore").write_text("tenants/delta.yaml\n", encoding="utf-8")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "untrack delta")
+    assert compile_(repo, *cache) == 0  # the ignored file is still compiled ...
+    err = capsys.readouterr().err
+    if not cache:  # ... and said (git status does not show ignored files)
+        assert "uncommitted changes" in err
+    (repo / "tenants" / "delta.yaml").unlink()
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+    tenants[1].unlink()
+    assert compile_(repo, *cache) == 0
+    assert "uncommitted changes" in capsys.readouterr().err
+
+
 def test_cache_gives_the_same_bytes_and_survives_corruption(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,9 +12,12 @@ import json
 import os
 import pickle
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.fleetkit import git
 from tests.routing.compilekit import NOW, git_fleet
 
@@ -142,7 +145,7 @@ def test_cache_is_stamped_with_the_code_version(tmp_path: Path,
 
 def test_a_poisoned_cache_entry_is_validated_again(tmp_path: Path) -> None:
     """Entries are plain data rebuilt by validation: a tampered entry that is not a
-    valid model never becomes one."""
+    valid model never becomes one. It is a miss: the file is read and parsed again."""
     root = _repo(tmp_path)
     past = time.time() - 60
     for path in root.rglob("*"):
@@ -152,11 +155,21 @@ def test_a_poisoned_cache_entry_is_validated_again(tmp_path: Path) -> None:
     parse = doc["parse"]
     assert isinstance(parse, dict)
     key = next(k for k in parse if k.endswith(":tenants/acme.yaml"))
-    parse[key][1]["group"] = 12345  # not a group name
+    data = plain.decode_text(parse[key][1])
+    assert data["group"] == "standard"
+    data["group"] = 12345  # not a group name
+    parse[key][1] = plain.encode_text(data)
+    broken = next(k for k in parse if k != key)
+    parse[broken][1] = ["not", "json", "text"]
     (cache_root(root) / CACHE_FILE).write_bytes(plain.dumps(plain.encode(doc)))
-    with pytest.raises(Exception):  # noqa: B017 - pydantic refuses it, never trusts it
-        CompileCache.load(cache_root(root), lambda m: None).parse.get(
-            (key.split(":", 1)[1], key.split(":", 1)[0]))
+    cache = CompileCache.load(cache_root(root), lambda m: None)
+    for name in (key, broken):
+        blob, path = name.split(":", 1)
+        assert cache.parse.get((path, blob)) is None  # refused, never trusted
+    # the command reads the file instead and compiles the true table
+    assert main(["compile", "--repo", str(root), "--now", NOW]) == 0
+    table = json.loads((root / "dist" / "routing-table.json").read_bytes())
+    assert table["tenants"]["acme"]["group"] == "standard"
 
 
 def test_plain_round_trip_keeps_dates_and_user_dollar_keys() -> None:
@@ -166,6 +179,27 @@ def test_plain_round_trip_keeps_dates_and_user_dollar_keys() -> None:
             "tools": {"t": {"$date": "x", "$map": [1], "$ref": "#/a"}},
             "nan": float("inf"), "big": 10**40, "list": [{"$datetime": "y"}]}
     assert plain.loads(plain.dumps(plain.encode(data))) == data
+
+
+_TEXT = st.text(alphabet=st.sampled_from(['$', '"', '\\', 'a', 'd', '\u00e9', '\ud800']),
+                max_size=8)
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**60, 2**60), _TEXT,
+                  st.dates(), st.datetimes(timezones=st.one_of(st.none(), st.just(UTC))),
+                  st.sampled_from(["$date", "$datetime", "$map", '"$', '\\"$']))
+_DATA = st.recursive(_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.one_of(_TEXT, st.sampled_from(["$date", "$datetime", "$map", "$ref"])),
+                    inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DATA)
+def test_encode_text_is_exactly_the_tagged_encoding(data: object) -> None:
+    """The C-encoder fast path writes the same text as tagging every value by hand, and
+    reads back the same data: a user mapping never passes for a tag."""
+    text = plain.encode_text(data)
+    assert text == json.dumps(plain.encode(data), separators=(",", ":"))
+    assert plain.decode_text(text) == data
 
 
 def test_entries_with_yaml_timestamps_survive_a_second_save(tmp_path: Path) -> None:

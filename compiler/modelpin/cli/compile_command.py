@@ -98,9 +98,27 @@ def _shallow(root: Path) -> bool:
     return _git(root, "rev-parse", "--is-shallow-repository") == "true"
 
 
-def _dirty_config(root: Path) -> bool:
-    out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CONFIG_DIRS)
-    return bool(out)
+def _dirty_config(root: Path, commit: str, blobs: dict[str, str] | None) -> bool:
+    """Whether the config files compiled differ from those of ``commit``.
+
+    With the blob id of every config file the load read (``blobs``: the snapshot and
+    the stat index know them), one ``git ls-tree`` of the commit answers: any path
+    added, removed or with other bytes. An ignored file in a config folder counts as a
+    change here (the load reads it; ``git status`` would not show it). Without them,
+    ``git status``, which stats the whole work tree."""
+    if blobs is None:
+        out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CONFIG_DIRS)
+        return bool(out)
+    listing = _git(root, "ls-tree", "-r", "-z", "--full-tree", commit, "--", *CONFIG_DIRS)
+    if listing is None:
+        return True
+    committed: dict[str, str] = {}
+    for entry in listing.split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            mode, _kind, sha = meta.split()
+            committed[path] = sha if mode in ("100644", "100755") else f"{mode}:{sha}"
+    return committed != blobs
 
 
 # --- compile ----------------------------------------------------------------------------
@@ -187,6 +205,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     root = repo if repo is not None else default_repo()
     cache_path = cache_directory(root, cache_dir, no_cache)
     content_ids: dict[str, str] | None = None
+    all_blobs: dict[str, str] | None = None
     cache: CompileCache | None
     tree: SourceTree
     if rev is None and cache_path is not None:
@@ -201,6 +220,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
         result = loaded.result
         cache = loaded.cache
         tree = loaded.tree
+        all_blobs = loaded.blobs
         if result.fleet is not None:
             content_ids = {tid: loaded.blobs[result.fleet.tenant_path(tid)]
                            for tid in result.fleet.tenants}
@@ -227,7 +247,7 @@ def _compile(repo: Path | None, rev: str | None, out: Path | None,
     source = source_of(root, tree)
     if source.commit == NO_COMMIT:
         warn(f"{root} is not a git repository: source commit is {NO_COMMIT[:8]}…")
-    elif rev is None and _dirty_config(root):
+    elif rev is None and _dirty_config(root, source.commit, all_blobs):
         warn("the config files have uncommitted changes: the table is labelled with "
               f"commit {source.commit[:12]} but built from the work tree")
     if serial is None and source.count is not None and _shallow(root):

@@ -32,11 +32,13 @@ from modelpin.cli.common import (
     judgement_now_option,
     repo_option,
     warn,
+    without_gc,
 )
 from modelpin.diagnostics import Diagnostic, error, has_errors
 from modelpin.load.document import did_you_mean
 from modelpin.load.fleet import LoadResult, ParseCache, load_fleet
 from modelpin.load.history import pin_history, records_at, stages_entered
+from modelpin.load.history_cache import remembered_rollback_history
 from modelpin.load.snapshot import load_cached
 from modelpin.load.tree import DirectoryTree, GitTree, SourceTree, TreeError
 from modelpin.model.fleet import Fleet
@@ -255,6 +257,7 @@ def _history_for(
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
 @judgement_now_option
 @format_option("text", "github", "json")
+@without_gc
 def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
           fmt: str) -> int:
     """Judge every tenant change between two commits as a stage transition."""
@@ -288,6 +291,7 @@ def check(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @click.option("--head", "head_rev", default="HEAD", show_default=True, metavar="REF")
 @judgement_now_option
 @format_option("markdown", "json")
+@without_gc
 def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
          fmt: str) -> int:
     """The pull-request comment: changes, blast radius, warnings, violations.
@@ -312,6 +316,7 @@ def plan(repo: Path | None, base_rev: str, head_rev: str, now_text: str | None,
 @judgement_now_option
 @cache_options
 @format_option("text", "json")
+@without_gc
 def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
             now_text: str | None, cache_dir: Path | None, no_cache: bool, fmt: str) -> int:
     """A tenant's current state, evidence, and allowed and blocked next transitions."""
@@ -347,7 +352,9 @@ def explain(tenant: str, alias: str | None, repo: Path | None, rev: str | None,
         warn(f"{root} is a shallow clone: rollbacks on record and when stages were "
              "published may be missing, so a transition shown allowed may be refused by "
              f"check ({SHALLOW_HINT})")
-    records = records_at(root, history_rev, result.fleet) if history_rev else {}
+    seen = (remembered_rollback_history(root, history_rev, directory)
+            if history_rev and directory is not None else None)
+    records = records_at(root, history_rev, result.fleet, seen) if history_rev else {}
     entered = stages_entered(root, history_rev, result.fleet,
                              [(tenant, name) for name in found.aliases]) if history_rev else {}
     ctx = FleetContext.build(result.fleet, records, entered)

@@ -47,9 +47,11 @@ from modelpin.load.layout import model_for
 from modelpin.load.tree import DirectoryTree, Refused, blob_id_of
 
 CACHE_FILE = "compile-cache.json"
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 RACY_NS = 2_000_000_000
 StatEntry = tuple[int, int, int, int, str]
+StatSig = tuple[int, int, int, int]
+"""(mtime_ns, ctime_ns, size, inode), as git's index keeps them."""
 CACHE_ENV = "XDG_CACHE_HOME"
 
 
@@ -103,19 +105,29 @@ def _diag_value(item: list[Any]) -> Diagnostic:
 def _pack(entry: Entry) -> PlainEntry:
     """An entry as plain data: the validated value is rebuilt from the document's data
     on unpacking (validation is a pure function of the data, and the model class is the
-    one the layout gives the path)."""
+    one the layout gives the path). The data is kept as its own JSON text
+    (``plain.encode_text``): written by the C encoder, and decoded by the C decoder
+    only for the entries a run uses."""
     doc, value, own = entry
-    return [doc.text, plain.encode(doc.data), [_diag_plain(d) for d in doc.diagnostics],
+    return [doc.text, plain.encode_text(doc.data), [_diag_plain(d) for d in doc.diagnostics],
             [_diag_plain(d) for d in own], value is not None]
 
 
 def _unpack(path: str, item: PlainEntry) -> Entry:
     text, raw, doc_diagnostics, own, valid = item
-    data = plain.decode(raw)
+    if not isinstance(raw, str):
+        raise ValueError("cache entry data is not JSON text")
+    data = plain.decode_text(raw)
     model = model_for(path)
     value = model.model_validate(data) if valid and model is not None else None
     return (Document(path, text, data, [_diag_value(d) for d in doc_diagnostics]), value,
             [_diag_value(d) for d in own])
+
+
+def persisted(path: str) -> bool:
+    """Whether the parse of ``path`` is written to disk. JSON files (signed evidence)
+    are not: ``document.parse_json`` reads one faster than its entry would decode."""
+    return not path.endswith(".json")
 
 
 def _key(path: str, blob: str) -> str:
@@ -137,18 +149,27 @@ class PackedParseCache(ParseCache):
             data = self.packed.get(_key(*key))
             if data is None:
                 return default
-            value = _unpack(key[0], data)
+            try:
+                value = _unpack(key[0], data)
+            except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+                # A damaged or tampered entry (pydantic refuses what is not a valid
+                # model): a miss, so the file is read and parsed again.
+                del self.packed[_key(*key)]
+                return default
             dict.__setitem__(self, key, value)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if _key(*key) not in self.packed:
+        if persisted(key[0]) and _key(*key) not in self.packed:
             self.added += 1
         dict.__setitem__(self, key, value)
 
     def pack(self, keep: set[tuple[str, str]]) -> dict[str, PlainEntry]:
+        """The entries of ``keep`` that are ``persisted``, as plain data."""
         out: dict[str, PlainEntry] = {}
         for key in keep:
+            if not persisted(key[0]):
+                continue
             name = _key(*key)
             data = self.packed.get(name)
             if data is None and key in self:
@@ -222,12 +243,17 @@ class StatIndexedTree:
     ``blob_id(path)`` trusts the stat index when the file's (mtime, ctime, size, inode)
     are those recorded; otherwise it reads and hashes the file and keeps the bytes for
     the ``read`` that follows. The index is updated in place (``stat`` of the cache).
+    ``stats`` are signatures already taken (``snapshot.signature_digest``), at or after
+    ``taken_at``: each is used once, in place of a second ``stat`` of the file.
     """
 
-    def __init__(self, tree: DirectoryTree, stat_index: dict[str, StatEntry]) -> None:
+    def __init__(self, tree: DirectoryTree, stat_index: dict[str, StatEntry],
+                 stats: dict[str, StatSig] | None = None, taken_at: int = 0) -> None:
         self.tree = tree
         self.label = tree.label
         self.index = stat_index
+        self._stats = dict(stats or {})
+        self._taken_at = taken_at
         self._pending: dict[str, bytes] = {}
         self._blobs: dict[str, str] = {}
         self._root = str(tree.root)
@@ -248,9 +274,13 @@ class StatIndexedTree:
         known = self._blobs.get(path)
         if known is not None:
             return known
-        looked_at = time.time_ns()
-        st = os.stat(os.path.join(self._root, path))
-        sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        taken = self._stats.pop(path, None)
+        if taken is not None:
+            looked_at, sig = self._taken_at, taken
+        else:
+            looked_at = time.time_ns()
+            st = os.stat(os.path.join(self._root, path))
+            sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
         entry = self.index.get(path)
         if entry is not None and entry[:4] == sig:
             blob = entry[4]
@@ -258,9 +288,7 @@ class StatIndexedTree:
             data = self.read(path)
             blob = blob_id_of(data)
             self._pending[path] = data
-            if max(st.st_mtime_ns, st.st_ctime_ns) < looked_at - RACY_NS and len(data) == (
-                st.st_size
-            ):
+            if max(sig[0], sig[1]) < looked_at - RACY_NS and len(data) == sig[2]:
                 self.index[path] = (*sig, blob)
             else:
                 self.index.pop(path, None)

@@ -11,6 +11,8 @@ only on the error path). Keys are always taken as their literal text, so YAML 1.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +216,74 @@ def parse(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document
         if any(d.severity == "error" for d in doc.diagnostics):
             doc.data = None
     return doc
+
+
+_PLAIN_JSON_BYTES = re.compile(rb"[^\x20-\x5b\x5d-\x7e\n\r]")
+"""Anything but printable ASCII (backslash excluded: no escapes), LF and CR."""
+MAX_PLAIN_KEY = 1000
+"""libyaml refuses a simple key longer than 1024 characters; JSON has no such limit."""
+
+
+class _NotPlain(Exception):
+    """JSON the fast path leaves to the YAML parser."""
+
+
+def _plain_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs) or any(not k or len(k) > MAX_PLAIN_KEY for k in out):
+        raise _NotPlain  # duplicate keys (MP004 with a position), odd keys
+    return out
+
+
+def _plain_int(text: str) -> int:
+    number = int(text)
+    if not -MAX_SAFE_NUMBER <= number <= MAX_SAFE_NUMBER:
+        raise _NotPlain  # MP012 with a position
+    return number
+
+
+def _not_plain(_text: str) -> Any:
+    raise _NotPlain  # floats, NaN, Infinity: YAML 1.1 reads some of them as strings
+
+
+def _within_limits(data: Any) -> bool:
+    """The converter's node budget and depth limit, counted the same way."""
+    budget = MAX_NODES
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0 or depth > MAX_DEPTH:
+            return False
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return True
+
+
+def parse_json(path: str, raw: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Document:
+    """A ``.json`` file: exactly what ``parse`` builds, through the C JSON decoder when
+    that provably gives the same data.
+
+    JSON is YAML, and for a JSON object in printable ASCII without a backslash (no
+    escapes, no tabs, no YAML line-break characters inside strings), with distinct keys,
+    only integers in the I-JSON range, keys of at most ``MAX_PLAIN_KEY`` characters and
+    within the node and depth limits, both readers yield the same mapping of strings,
+    integers, booleans and nulls: quoted scalars are strings in YAML, and ``true``,
+    ``false``, ``null`` and decimal integers resolve as in JSON. Signed evidence
+    (base64 and hex) is always such a file. Anything else, including every file with a
+    fault to report, goes to ``parse``, so diagnostics are the YAML parser's."""
+    if len(raw) <= max_bytes and _PLAIN_JSON_BYTES.search(raw) is None:
+        text = raw.decode("ascii")
+        try:
+            data = json.loads(text, object_pairs_hook=_plain_pairs, parse_int=_plain_int,
+                              parse_float=_not_plain, parse_constant=_not_plain)
+        except (_NotPlain, ValueError, RecursionError):
+            data = None
+        if isinstance(data, dict) and _within_limits(data):
+            return Document(path, text, data)
+    return parse(path, raw, max_bytes=max_bytes)
 
 
 def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> Diagnostic:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from modelpin import attestation
 from modelpin.diagnostics import Diagnostic, error
 from modelpin.load.bets_references import check_bets
-from modelpin.load.document import Document, parse
+from modelpin.load.document import Document, parse, parse_json
 from modelpin.load.jsonl import parse_jsonl
 from modelpin.load.layout import (
     ARTIFACT,
@@ -82,7 +82,12 @@ def _load_file(
         hit = cache.get(key)
         if hit is not None:
             return hit
-    doc = parse_jsonl(path, raw) if is_json_lines(path) else parse(path, raw)
+    if is_json_lines(path):
+        doc = parse_jsonl(path, raw)
+    elif path.endswith(".json"):
+        doc = parse_json(path, raw)
+    else:
+        doc = parse(path, raw)
     own: list[Diagnostic] = list(doc.diagnostics)
     value: BaseModel | None = None
     if doc.data is not None:

@@ -157,14 +157,20 @@ listed the candidate in ``cleared_rollbacks`` (a clearance older than the rollba
 def rollback_history(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen:
     """Every rollback in the first-parent history of ``rev``: the tenant file versions
     in which an alias is ``rolled-back``, found with ``git log -G`` (only commits whose
-    diff adds or removes a line that could spell it are read: ``ROLLBACK_LINES``)."""
+    diff adds or removes a line that could spell it are read: ``ROLLBACK_LINES``).
+    ``rev`` may be a range ``A..B`` (the first-parent commits after ``A``)."""
+    return scan_rollbacks(repo, rev, folder) or {}
+
+
+def scan_rollbacks(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen | None:
+    """``rollback_history``, or None when git could not be read."""
     log = subprocess.run(
         ["git", "-C", str(repo), "log", "--first-parent", "--format=%H", "--name-only",
          f"-G{ROLLBACK_LINES}", rev, "--", folder],
         capture_output=True, text=True, check=False,
     )
     if log.returncode != 0:
-        return {}
+        return None
     pairs: list[str] = []
     commit = ""
     for line in log.stdout.splitlines():
@@ -207,11 +213,13 @@ def open_records(seen: RollbackSeen, base: Fleet) -> dict[tuple[str, str], set[s
     return records
 
 
-def records_at(repo: Path, rev: str, fleet: Fleet) -> dict[tuple[str, str], set[str]]:
+def records_at(repo: Path, rev: str, fleet: Fleet,
+               seen: RollbackSeen | None = None) -> dict[tuple[str, str], set[str]]:
     """The rollbacks on record for ``fleet`` read at ``rev``: what every judge of a
-    rollout (check, explain, the bot, the guard, lifecycle) passes to ``FleetContext``. Outside a
-    git repository there is no published history: no records."""
-    return open_records(rollback_history(repo, rev), fleet)
+    rollout (check, explain, the bot, the guard, lifecycle) passes to ``FleetContext``.
+    Outside a git repository there is no published history: no records. ``seen``: the
+    history already read (``explain``: ``history_cache``)."""
+    return open_records(rollback_history(repo, rev) if seen is None else seen, fleet)
 
 
 def stages_entered(repo: Path, rev: str, fleet: Fleet,

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelpin.load import plain
-from modelpin.load.cache import CompileCache, StatIndexedTree, stamp
+from modelpin.load.cache import CompileCache, StatIndexedTree, StatSig, stamp
 from modelpin.load.fleet import LoadResult, load_fleet
 from modelpin.load.tree import DirectoryTree, Refused
 
@@ -34,25 +34,39 @@ SNAPSHOT_FILE = "fleet-snapshot.json"
 RACY_NS = 2_000_000_000
 
 
-def signature_digest(tree: DirectoryTree) -> tuple[str, int]:
+@dataclass(frozen=True)
+class Signature:
+    """The stat signature of a work tree, taken before any file is read."""
+
+    digest: str
+    newest_mtime: int
+    stats: dict[str, StatSig]
+    """Path -> (mtime_ns, ctime_ns, size, inode) of every config file."""
+    taken_at: int
+    """``time.time_ns()`` before the first stat (the racy check's "looked at")."""
+
+
+def signature_digest(tree: DirectoryTree) -> Signature:
     """A digest of every config file's path and stat signature (and of every refused
-    entry), and the newest mtime.
+    entry), the newest mtime, and each file's stat (reused by ``StatIndexedTree``).
 
     As in git's racy check, the mtime decides whether a signature can be trusted: any
     later write sets a newer mtime. The ctime is part of the signature, so a write that
     restores the old mtime (``cp -p``, ``touch -d``) is still noticed."""
+    taken_at = time.time_ns()
     prefix = str(tree.root) + os.sep
     stat = os.stat
     digest = hashlib.sha256()
     newest = 0
+    stats: dict[str, StatSig] = {}
     for path in tree.files():
         st = stat(prefix + path)
-        digest.update(f"{path}\0{st.st_mtime_ns} {st.st_ctime_ns} {st.st_size} "
-                      f"{st.st_ino}\n".encode())
-        newest = max(newest, st.st_mtime_ns)
+        sig = stats[path] = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        digest.update(f"{path}\0{sig[0]} {sig[1]} {sig[2]} {sig[3]}\n".encode())
+        newest = max(newest, sig[0])
     for item in tree.refused():
         digest.update(f"refused\0{item.path}\0{item.what}\n".encode())
-    return digest.hexdigest(), newest
+    return Signature(digest.hexdigest(), newest, stats, taken_at)
 
 
 def lookup(digest: str, directory: Path) -> dict[str, str] | None:
@@ -130,7 +144,8 @@ def load_cached(
     """The fleet of ``tree`` at ``now``, parsing only the files that changed."""
     # The signature is taken before any file is read: a file edited while the fleet
     # loads then fails the next lookup instead of hiding behind its new stat.
-    digest, newest = signature_digest(tree)
+    signature = signature_digest(tree)
+    digest, newest = signature.digest, signature.newest_mtime
     known = lookup(digest, directory)
     enabled = gc.isenabled()
     gc.disable()
@@ -143,7 +158,7 @@ def load_cached(
         view = SnapshotTree(tree, known)
         result = load_fleet(view, now, cache=cache.parse, progress=progress)
         return CachedLoad(result, known, cache, view, True)
-    indexed = StatIndexedTree(tree, cache.stat)
+    indexed = StatIndexedTree(tree, cache.stat, signature.stats, signature.taken_at)
     result = load_fleet(indexed, now, cache=cache.parse, progress=progress)
     blobs = {path: indexed.blob_id(path) for path in indexed.files()}
     if write:
