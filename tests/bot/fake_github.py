@@ -20,6 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .fake_github_app import FakeApp
+
 
 @dataclass
 class Recorded:
@@ -54,6 +58,8 @@ class FakeGitHub:
         self.issues: dict[int, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self.injections: list[Injection] = []
+        self.app: FakeApp | None = None
+        """Set by :meth:`install_app`: the GitHub App endpoints and installation tokens."""
         self._next = 1
         self._lock = threading.Lock()
         fake = self
@@ -87,6 +93,13 @@ class FakeGitHub:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def install_app(self, app_id: str, public_key: rsa.RSAPublicKey, *,
+                    installation_id: int = 4242, token_ttl: int = 3600,
+                    clock: Callable[[], float] = time.time) -> FakeApp:
+        """Install a GitHub App on this repository (``fake_github_app``)."""
+        self.app = FakeApp(app_id, public_key, installation_id, (self.repo,), clock, token_ttl)
+        return self.app
 
     def inject(self, method: str, path: str, status: int, **kw: Any) -> None:
         self.injections.append(Injection(method, path, status, **kw))
@@ -161,7 +174,15 @@ class FakeGitHub:
     def _api(
         self, h: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, str], Any]:
-        if h.headers.get("Authorization") != f"Bearer {self.token}":
+        authorization = h.headers.get("Authorization")
+        if self.app is not None:
+            answer = self.app.serve(h.command, path, authorization, body, self.owner, self.repo)
+            if answer is not None:
+                return answer
+        bearer = (authorization or "").removeprefix("Bearer ")
+        if authorization != f"Bearer {self.token}" and not (
+            self.app is not None and self.app.accepts(bearer)
+        ):
             return 401, {}, {"message": "Bad credentials", "status": "401"}
         prefix = f"/repos/{self.owner}/{self.repo}/"
         if not path.startswith(prefix):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from modelpin.bot.decisions import decide
@@ -38,7 +39,7 @@ def test_rollback_body_is_an_incident_report(signals_policy, rollout, next_step,
     breached = rendered.split("### Breached signals")[1].split("### Cohorts")[0]
     assert "tool_call_failure_rate | 0.045 | 0.01 |" in breached
     assert "semantic_similarity" not in breached
-    assert "lookup_clause: clause_id missing" in rendered
+    assert "lookup\\_clause: clause\\_id missing" in rendered  # escaped: renders as is
     assert "canary 2000 samples, stable 8000 samples (minimum 200)" in rendered
     assert rendered == snapshot
 
@@ -61,3 +62,21 @@ def test_marker_cannot_be_closed_by_data(signals_policy, rollout, next_step) -> 
     text = marker(evil)
     assert text.count("-->") == 1 and text.endswith("-->")
     assert parse_marker(text)["reasons"] == ["--> <script>"]  # type: ignore[index]
+
+
+def test_telemetry_text_cannot_write_markdown_into_the_pr(signals_policy, rollout, next_step):
+    """Sample failures and evidence lines come from outside (a telemetry record, a file):
+    no HTML, mention, cross-reference, emoji or table break reaches the body."""
+    from dataclasses import replace
+
+    p = _proposal("regression", signals_policy, rollout, next_step)
+    attack = "<img src=x onerror=alert(1)> @acme/security #1 :white_check_mark: | cell"
+    p = replace(p, failures=({"kind": "invalid-args`**x**", "detail": attack, "ref": "@root"},))
+    rendered = body(p, "plan", [f"BETS: {attack}"])
+    failures = rendered.split("### Sample failures")[1].split("## All signals")[0]
+    assert "<img" not in rendered
+    assert "@acme" not in rendered and "@root" not in rendered  # a word joiner after @
+    assert "#1 " not in rendered and ":white_check_mark:" not in rendered
+    assert re.search(r"(?<!\\)\| cell", failures) is None and "\\| cell" in failures
+    assert "**x**" not in failures
+    assert parse_marker(rendered) is not None  # the machine-readable verdict survives

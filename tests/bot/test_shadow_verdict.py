@@ -63,7 +63,8 @@ def test_drift_over_the_limit_rolls_back_with_drift_per_tool_and_kind(
         ("shadow drift: tool-changed", "tool `search_case_law`: 4"),
     ]
     body = report.body(p, "plan")
-    assert "- `shadow drift: field-missing`: tool `search_case_law`: 120" in body
+    # the tool name comes from telemetry: escaped (renders as the literal text)
+    assert "- `shadow drift: field-missing`: tool \\`search\\_case\\_law\\`: 120" in body
     assert "shadow_drift_rate: shadow 1000 comparisons with stable (minimum 200)" in body
 
 

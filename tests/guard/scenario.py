@@ -154,6 +154,9 @@ class Loop:
         self.key = signing.generate_private_key()
         self.key_file = work / "signing.pem"
         self.pub = signing.public_key_b64(self.key.public_key())
+        #: A signed trust root file the guard verifies the table under (``--root``), as
+        #: the routers are configured; ``None``: the table key itself (``--trusted-key``).
+        self.root: Path | None = None
         self.dist = work / "dist"
         self.table = self.dist / "routing-table.dsse.json"
         self.remote = work / "remote.git"
@@ -246,7 +249,9 @@ class Loop:
         p = Proc(modelpin("guard", "run", "--repo", str(self.guard_repo),
                           "--prometheus", prometheus, "--redis", self.redis.url,
                           "--interval", str(self.guard_interval), "--timeout", "2",
-                          "--table", str(self.table), "--trusted-key", self.pub,
+                          "--table", str(self.table),
+                          *(("--root", str(self.root)) if self.root is not None
+                            else ("--trusted-key", self.pub)),
                           "--clear-grace", "1", "--github", "acme/fleet",
                           "--github-api", self.github.url, "--dispatch",
                           "--metrics-port", str(port), "--id", name),

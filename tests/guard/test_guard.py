@@ -179,3 +179,32 @@ def test_guard_commands_refuse_bad_input(redis_proc: RedisProc) -> None:
     assert main(["guard", "run", "--prometheus", "http://x", "--redis", redis_proc.url,
                  "--table", "t.json"]) == 2
     assert main(["guard", "list", "--redis", f"redis://127.0.0.1:{free_port()}/0"]) == 1
+
+
+def test_guard_table_trust_options_are_checked_before_it_starts(
+    tmp_path: Path, redis_proc: RedisProc, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--root`` (the routers' trust root file) or ``--trusted-key`` go with ``--table``;
+    a missing, unsigned or garbled root stops the guard at start with a hint."""
+    from modelpin.cli import main
+    from tests.routing.compilekit import keypair
+
+    base = ["guard", "run", "--prometheus", "http://127.0.0.1:9", "--redis", redis_proc.url,
+            "--repo", str(tmp_path), "--once"]
+    _, public, _ = keypair(tmp_path / "keys", "root-admin")
+    root = tmp_path / "modelpin-root.json"
+    assert main(["root", "init", "--root-key", str(public), "--table-key", str(public),
+                 "--out", str(root)]) == 0
+    capsys.readouterr()
+
+    assert main([*base, "--root", str(root)]) == 2  # no --table to verify
+    assert "--root and --trusted-key need --table" in capsys.readouterr().err
+    assert main([*base, "--table", "t.json", "--root", str(tmp_path / "none.json")]) == 2
+    assert "--root" in capsys.readouterr().err
+    assert main([*base, "--table", "t.json", "--root", str(root)]) == 2  # not signed yet
+    err = capsys.readouterr().err
+    assert "not signed" in err and "modelpin root init / sign" in err
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{")
+    assert main([*base, "--table", "t.json", "--root", str(garbled)]) == 2
+    assert "--root" in capsys.readouterr().err

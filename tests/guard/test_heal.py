@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from modelpin.rollout.plan import escape_markdown
 from modelpin.router.trips import Trip
 from tests.fleetkit import git
 from tests.guard.procs import free_port
@@ -56,7 +57,8 @@ def test_a_restarted_guard_opens_the_rollback_pr_github_refused_once(tmp_path: P
         time.sleep(4)  # several more cycles of both guards: never a second PR
         [pr] = loop.github.pulls.values()
         assert pr["head"]["ref"] == BRANCH and pr["base"]["ref"] == "main"
-        assert "## Incident report" in pr["body"] and REASON in pr["body"]
+        # the reason is escaped like any text in a PR body (rollout.plan.escape_markdown)
+        assert "## Incident report" in pr["body"] and escape_markdown(REASON) in pr["body"]
         assert {label["name"] for label in pr["labels"]} >= {"modelpin", "rollback"}
         [trip] = store.load().values()
         assert trip.pr_url == pr["html_url"] and trip.by == "guard-1"

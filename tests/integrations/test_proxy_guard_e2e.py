@@ -66,6 +66,7 @@ class ProxyLoop(Loop):
     def start(self) -> None:
         self.fleet()
         root = trust_root(self.work / "trust", self.key)  # the root names the CI key
+        self.root = root  # the guard verifies the table under the same root file
         self.redis.start()
         self.procs.append(self.redis)
         ports = [free_port() for _ in range(self.n_routers)]

@@ -11,11 +11,16 @@ of times with exponential backoff. ``sleep`` and the clocks are injectable for t
 Each exchange has a total deadline (``timeout``: a server that drips its answer cannot
 hold the bot) and a size cap (:func:`modelpin.bot.http.bounded_exchange`).
 
-Why not githubkit: the bot calls eight endpoints; this client is small, runs over the
+Authentication: a token (``GITHUB_TOKEN``), or a GitHub App in process
+(:mod:`modelpin.bot.github_app`: a JWT signed with the App's key exchanged for an
+installation token, cached until shortly before it expires, refreshed; a 401 drops the
+token and the request is tried once more with a new one).
+
+Why not githubkit: the bot calls nine endpoints; this client is small, runs over the
 httpx every other part uses, and covers what githubkit would bring here (pagination,
-rate limits, retries). githubkit's generated models would be a large dependency of the
-core install for typing the bot does not need; GitHub App auth is an installation token
-passed as ``GITHUB_TOKEN`` (e.g. ``actions/create-github-app-token``).
+rate limits, retries, App auth in ~150 lines over ``cryptography``, already a core
+dependency). githubkit's generated models would be a large dependency of the core
+install for typing the bot does not need.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .github_app import AppAuth, AppAuthError, load_app_key
 from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 
 API_VERSION = "2022-11-28"
@@ -100,7 +107,7 @@ class GitHubClient:
         http: httpx.Client,
         owner: str,
         repo: str,
-        token: str,
+        token: str | AppAuth,
         *,
         min_interval: float = 1.0,
         max_retries: int = 3,
@@ -115,8 +122,8 @@ class GitHubClient:
         self.http = http
         self.owner = owner
         self.repo = repo
+        self._auth = token
         self._headers = {
-            "Authorization": f"Bearer {token}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "modelpin-bot",
@@ -134,16 +141,21 @@ class GitHubClient:
 
     @classmethod
     def from_env(cls, http: httpx.Client, repository: str, **kw: Any) -> GitHubClient:
-        """``repository`` is ``owner/name``; the token is ``GITHUB_TOKEN`` (or ``GH_TOKEN``)."""
-        token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
-        if not token:
-            raise GitHubError(None, "set GITHUB_TOKEN to a token that may open pull requests")
+        """``repository`` is ``owner/name``. A GitHub App when ``GITHUB_APP_ID`` is set
+        (key in ``GITHUB_APP_PRIVATE_KEY`` as PEM text or ``GITHUB_APP_PRIVATE_KEY_FILE``;
+        ``GITHUB_APP_INSTALLATION_ID`` optional: found from the repository), else the
+        token ``GITHUB_TOKEN`` (or ``GH_TOKEN``)."""
         owner, _, name = repository.partition("/")
         if not owner or not name:
             raise GitHubError(None, f"repository {repository!r} is not owner/name")
+        app_id = os.environ.get("GITHUB_APP_ID", "").strip()
+        if app_id:
+            return cls(http, owner, name, _app_from_env(http, app_id, owner, name, kw), **kw)
+        token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+        if not token:
+            raise GitHubError(None, "set GITHUB_TOKEN to a token that may open pull requests, "
+                              "or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY for a GitHub App")
         return cls(http, owner, name, token, **kw)
-
-    # --- endpoints ---------------------------------------------------------------------
 
     def dispatch(self, event_type: str, client_payload: dict[str, Any]) -> None:
         """``POST /repos/{owner}/{repo}/dispatches``: start the workflows listening for
@@ -252,6 +264,14 @@ class GitHubClient:
             raise GitHubError(None, f"pagination link to another host refused: {url}")
         return url
 
+    def _bearer(self) -> str:
+        if isinstance(self._auth, str):
+            return self._auth
+        try:
+            return self._auth.token()
+        except AppAuthError as exc:
+            raise GitHubError(exc.status, str(exc)) from None
+
     def _space_mutation(self) -> None:
         if self._last_mutation is not None:
             wait = self.min_interval - (self._monotonic() - self._last_mutation)
@@ -262,11 +282,13 @@ class GitHubClient:
     def _request(self, method: str, path: str, *, with_link: bool = False, **kw: Any) -> Any:
         mutating = method != "GET"
         attempt = 0
+        renewed = False
         while True:
             if mutating:
                 self._space_mutation()
             try:
-                answer = bounded_exchange(self.http, method, path, headers=self._headers,
+                headers = {**self._headers, "Authorization": f"Bearer {self._bearer()}"}
+                answer = bounded_exchange(self.http, method, path, headers=headers,
                                           timeout=self.timeout, max_bytes=self.max_bytes, **kw)
                 response = httpx.Response(answer.status, headers=answer.headers,
                                           content=answer.body)
@@ -285,6 +307,11 @@ class GitHubClient:
                     raise GitHubError(response.status_code,
                                       f"{method} {path}: the answer is not JSON") from None
                 return (data, response.headers.get("link")) if with_link else data
+            if (response.status_code == 401 and isinstance(self._auth, AppAuth)
+                    and not renewed):
+                self._auth.invalidate()  # revoked before it expired: a new one, once
+                renewed = True
+                continue
             wait = self._rate_limit_wait(response)
             retryable = wait is not None or response.status_code >= 500
             if retryable and attempt < self.max_retries:
@@ -344,3 +371,29 @@ def _error(response: httpx.Response) -> GitHubError:
 def _already_exists(exc: GitHubError) -> bool:
     texts = [exc.message] + [str(e.get("message", "")) for e in exc.errors if isinstance(e, dict)]
     return any("already exists" in t for t in texts)
+
+
+def _app_from_env(http: httpx.Client, app_id: str, owner: str, repo: str,
+                  kw: dict[str, Any]) -> AppAuth:
+    pem_text = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
+    key_file = os.environ.get("GITHUB_APP_PRIVATE_KEY_FILE", "")
+    if bool(pem_text) == bool(key_file):
+        raise GitHubError(None, "GITHUB_APP_ID is set: give the App's private key in exactly "
+                          "one of GITHUB_APP_PRIVATE_KEY (PEM text) and "
+                          "GITHUB_APP_PRIVATE_KEY_FILE (a path)")
+    try:
+        pem = pem_text.encode() if pem_text else Path(key_file).read_bytes()
+    except OSError as exc:
+        raise GitHubError(None, f"GITHUB_APP_PRIVATE_KEY_FILE {key_file}: {exc.strerror}"
+                          ) from None
+    installation = os.environ.get("GITHUB_APP_INSTALLATION_ID", "").strip()
+    if installation and not installation.isdigit():
+        raise GitHubError(None, f"GITHUB_APP_INSTALLATION_ID {installation!r} is not a number")
+    try:
+        key = load_app_key(pem)
+    except AppAuthError as exc:
+        raise GitHubError(None, str(exc)) from None
+    return AppAuth(http, app_id, key, owner, repo,
+                   installation_id=int(installation) if installation else None,
+                   wall_clock=kw.get("wall_clock", time.time),
+                   timeout=kw.get("timeout", 30.0))

@@ -2,7 +2,10 @@
 
 Rendering is pure and deterministic (same proposal -> same bytes), so a second bot
 run finds the body unchanged and PATCHes nothing. The hidden marker carries the
-machine-readable verdict; :func:`parse_marker` reads it back.
+machine-readable verdict; :func:`parse_marker` reads it back. Every text that comes
+from telemetry or the fleet (reasons quoting values, sample failures, evidence lines)
+goes through ``rollout.plan.escape_markdown``: a record cannot write HTML, a mention or
+a markdown construct into the PR.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import re
 from collections.abc import Sequence
 from typing import Any
+
+from modelpin.rollout.plan import escape_markdown as e
 
 from .decisions import Proposal, SignalVerdict
 
@@ -41,7 +46,7 @@ def body(proposal: Proposal, plan_markdown: str, evidence: Sequence[str] = ()) -
         f"**{proposal.kind}** `{r.tenant}` / `{r.alias}`: candidate `{r.candidate}` "
         f"(pin `{r.pin}`), now {r.stage} {_pct(r.percent)}.",
         "",
-        *[f"- {reason}" for reason in proposal.reasons],
+        *[f"- {e(reason)}" for reason in proposal.reasons],
         "",
         "## Signals",
         "",
@@ -94,7 +99,7 @@ def _incident(
         "|---|---|---|---|---|---|",
         *[
             f"| {v.signal} | {_val(v.canary.value)} | {_val(v.stable.value)} | "
-            f"{_threshold(v)} | {_bound(v)} | {v.reason} |"
+            f"{_threshold(v)} | {_bound(v)} | {e(v.reason)} |"
             for v in breached
         ],
         "",
@@ -113,8 +118,9 @@ def _incident(
         "",
         *(
             [
-                f"- `{f['kind']}`{' (' + str(f['ref']) + ')' if f.get('ref') else ''}: "
-                f"{f['detail']}"
+                f"- {_code(str(f['kind']))}"
+                f"{' (' + e(str(f['ref'])) + ')' if f.get('ref') else ''}: "
+                f"{e(str(f['detail']))}"
                 for f in proposal.failures
             ]
             or ["- none reported by the telemetry source"]
@@ -129,6 +135,11 @@ def _incident(
         *_footer(proposal),
     ]
     return "\n".join(parts)
+
+
+def _code(text: str) -> str:
+    """A code span for a plain word (a failure kind); anything else escaped."""
+    return f"`{text}`" if re.fullmatch(r"[A-Za-z0-9._: -]{1,100}", text) else e(text)
 
 
 def _table(verdicts: Sequence[SignalVerdict]) -> str:
@@ -147,8 +158,9 @@ def _table(verdicts: Sequence[SignalVerdict]) -> str:
 
 
 def _evidence(proposal: Proposal, evidence: Sequence[str]) -> list[str]:
-    lines = ["## Evidence", "", f"- telemetry: {proposal.source}, window {proposal.window}"]
-    lines += [f"- {item}" for item in evidence]
+    lines = ["## Evidence", "",
+             f"- telemetry: {e(proposal.source)}, window {e(proposal.window)}"]
+    lines += [f"- {e(item)}" for item in evidence]
     return [*lines, ""]
 
 

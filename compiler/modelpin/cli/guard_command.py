@@ -46,6 +46,10 @@ def guard() -> None:
               help="The routers' signed table: a trip clears when it carries the rollback.")
 @click.option("--trusted-key", "trusted", multiple=True, metavar="BASE64",
               help="Public key the table must be signed with (repeatable; with --table).")
+@click.option("--root", "root_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="The trust root (modelpin root) the table is verified under, as the "
+              "routers are configured (with --table; instead of --trusted-key).")
 @click.option("--threshold", default=1, show_default=True, help="Signatures the table needs.")
 @click.option("--clear-grace", default=30.0, show_default=True,
               help="Seconds the table must carry the rollback before the trip clears.")
@@ -63,8 +67,9 @@ def guard() -> None:
 @click.option("--once", is_flag=True, help="Run one cycle, print what it did, exit.")
 def run_command(repo: Path, prometheus: str, redis_url: str, interval: float, timeout: float,
                 window: str | None, table_source: str | None, trusted: tuple[str, ...],
-                threshold: int, clear_grace: float, repository: str | None, github_api: str,
-                dispatch: bool, remote: str, main_branch: str, metrics_port: int | None,
+                root_file: Path | None, threshold: int, clear_grace: float,
+                repository: str | None, github_api: str, dispatch: bool, remote: str,
+                main_branch: str, metrics_port: int | None,
                 metrics_address: str, guard_id: str | None, once: bool) -> int:
     """Judge every rollout in flight every INTERVAL seconds; trip and PR a rollback."""
     from prometheus_client import CollectorRegistry, start_http_server
@@ -80,8 +85,12 @@ def run_command(repo: Path, prometheus: str, redis_url: str, interval: float, ti
         raise CommandError("--interval and --timeout must be positive, --clear-grace >= 0")
     if not prometheus.startswith(("http://", "https://")):
         raise CommandError(f"--prometheus {prometheus}: not an http(s) URL")
-    if table_source and not trusted:
-        raise CommandError("--table needs --trusted-key", hint="the table's public key(s)")
+    if table_source and not trusted and root_file is None:
+        raise CommandError("--table needs --root or --trusted-key",
+                           hint="the routers' trust root file, or the table's public key(s)")
+    if (trusted or root_file is not None) and not table_source:
+        raise CommandError("--root and --trusted-key need --table",
+                           hint="the routers' signed table (URL or file)")
     try:
         window_td = parse_duration(window) if window else None
     except ValueError as exc:
@@ -91,11 +100,21 @@ def run_command(repo: Path, prometheus: str, redis_url: str, interval: float, ti
     table = None
     if table_source:
         try:
-            keys = trusted_keys(list(trusted))
+            keys = trusted_keys(list(trusted)) if trusted else None
         except ValueError as exc:
             raise CommandError(f"--trusted-key: {exc}") from None
-        table = Router(table_source, keys, threshold=threshold, name="guard-table",
-                       registry=registry)
+        root = None
+        if root_file is not None:
+            try:
+                root = root_file.read_bytes()
+            except OSError as exc:
+                raise CommandError(f"--root {root_file}: {exc.strerror or exc}") from None
+        try:
+            table = Router(table_source, keys, threshold=threshold, root=root,
+                           name="guard-table", registry=registry)
+        except Exception as exc:  # RootRejected: a bad, unsigned or expired root
+            raise CommandError(f"--root {root_file}: {exc}",
+                               hint="make it with modelpin root init / sign") from None
     github = None
     if repository:
         try:
