@@ -61,7 +61,7 @@ from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.bot.proposals import publish
 from modelpin.bot.telemetry import TelemetryError
 from modelpin.load.fleet import load_fleet
-from modelpin.load.history import records_at
+from modelpin.load.history import records_at, stages_entered
 from modelpin.load.tree import GitTree
 from modelpin.model.base import format_duration
 from modelpin.model.signals import SignalsPolicy
@@ -206,9 +206,11 @@ class Guard:
         signals = result.signals
         if self.options.window is not None:
             signals = signals.model_copy(update={"window": self.options.window})
-        # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream.
+        # Rollbacks on record (SPEC 2.1 rule 7) keep a version uncleared downstream; the
+        # soak clocks count from each stage's publication on main (rule 5), as check does.
         self._ctx = FleetContext.build(result.fleet,
-                                       records_at(self.options.repo, base, result.fleet))
+                                       records_at(self.options.repo, base, result.fleet),
+                                       stages_entered(self.options.repo, base, result.fleet))
         self._signals = signals
         self._base = base
         log.info("guard: judging main %s", base[:12])
