@@ -23,6 +23,19 @@ from redis.retry import Retry
 
 from .errors import RouterError
 
+
+def fail_fast_client(url: str, timeout: float) -> redis.Redis[bytes]:
+    """A Redis client for the request path: ``timeout``-second socket and connect
+    timeouts and no retries, so an outage costs a request at most one timeout (the
+    session store and the trip store share it)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+    )
+
 DEFAULT_TTL_SECONDS = 24 * 3600
 
 
@@ -166,14 +179,8 @@ class RedisSessionStore:
         retry_after: float = 1.0,
     ) -> RedisSessionStore:
         """A store on ``url`` with ``timeout``-second socket timeouts and no retries."""
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-        )
-        return cls(client, ttl=ttl, prefix=prefix, retry_after=retry_after)
+        return cls(fail_fast_client(url, timeout), ttl=ttl, prefix=prefix,
+                   retry_after=retry_after)
 
     def _failed(self, exc: Exception) -> SessionStoreUnavailable:
         if isinstance(exc, redis.ResponseError) and str(exc).startswith("WRONGTYPE"):

@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .errors import RouterError
+from .sessions import fail_fast_client
 
 DEFAULT_PREFIX = "modelpin:"
 LOG_LENGTH = 1000
@@ -112,14 +111,7 @@ class TripStore:
     def from_url(
         cls, url: str, *, timeout: float = 0.25, prefix: str = DEFAULT_PREFIX
     ) -> TripStore:
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
-        )
-        return cls(client, prefix=prefix)
+        return cls(fail_fast_client(url, timeout), prefix=prefix)
 
     def describe(self) -> str:
         kwargs = self._r.connection_pool.connection_kwargs
