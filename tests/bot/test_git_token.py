@@ -257,7 +257,7 @@ def test_the_git_host_of_the_api() -> None:
 def test_a_path_remote_is_pushed_exactly_as_before(remote_and_clone: tuple[Path, Path]
                                                    ) -> None:
     """A token given for github.com changes nothing for a bare repository on disk."""
-    remote, clone = remote_and_clone
+    _, clone = remote_and_clone
     calls: list[int] = []
 
     def token() -> str:
@@ -313,7 +313,7 @@ def test_modelpin_bot_pushes_with_the_apps_installation_token(
     tmp_path: Path, app_key: rsa.RSAPrivateKey, app_github: tuple[FakeGitHub, Clock],
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
 ) -> None:
-    github, clock = app_github
+    github, _ = app_github
     monkeypatch.setenv("GITHUB_APP_ID", APP_ID)
     monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", _pem(app_key))
     monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "4242")
