@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from modelpin import signing
+from modelpin.bot.drift_prometheus import PrometheusDrift
+from modelpin.bot.promapi import PrometheusApi
 from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.cli import main
 from modelpin.model.signals import SignalsPolicy
@@ -160,6 +162,13 @@ def test_drift_and_step_windows_from_prometheus_scraping_a_router(
         step = PrometheusTelemetry(http, policy, starts={("c1", "primary"): step_start},
                                    now=at, grid=1, min_window=1).observe("c1", "primary")
         whole = PrometheusTelemetry(http, policy, at=at.timestamp()).observe("c1", "primary")
+        # an alias with no series at all: "no data" notes for all four signals, no window
+        missing = PrometheusDrift(PrometheusApi(http, at=at.timestamp()),
+                                  window=timedelta(seconds=6),
+                                  baseline=timedelta(seconds=10)).drift_all([("nobody", "x")])
+    assert missing.windows == {} and not missing.problems and not missing.general
+    assert [n.split(" no data for ")[1].split()[0] for n in missing.notes] == [
+        "tool_call_failure_rate", "refusal_rate", "format_failure_rate", "response_length"]
     step_canary = step.canary.signals["tool_call_failure_rate"]
     whole_canary = whole.canary.signals["tool_call_failure_rate"]
     assert step_canary.value is not None and whole_canary.value is not None
