@@ -66,7 +66,9 @@ def main() -> None:
         router.record(tenant, alias, d, latency=time.perf_counter() - t0, session_id=session,
                       similarity=req.get("similarity"),
                       task_completed=req.get("task_completed"),
-                      downstream_errors=req.get("downstream_errors", 0), prompt=prompt)
+                      downstream_errors=req.get("downstream_errors", 0), prompt=prompt,
+                      refused=req.get("refused"), format_ok=req.get("format_ok"),
+                      response_tokens=req.get("response_tokens"))
         return {"model": d.model, "cohort": d.cohort, "session_reset": d.session_reset,
                 "serial": d.serial, "valid": result.valid, "router": args.name,
                 "coerced": bool(result.coercions), "drifted": drifted}
