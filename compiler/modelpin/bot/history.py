@@ -2,17 +2,17 @@
 
 Read from one revision's first-parent history (the remote's main), with one ``git log``
 per question; a repository that is not git yields no history (nothing is proposed).
+Rollbacks are read by :func:`modelpin.load.history.rollback_events`, the gate's reader.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-_ROLLED_BACK = re.compile(r"^\+\s*stage:\s*['\"]?rolled-back['\"]?\s*(#.*)?$")
+from modelpin.load.history import RollbackEvent, rollback_events
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -22,21 +22,19 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def rollbacks(repo: Path, rev: str) -> dict[str, list[datetime]]:
-    """Per tenant id (file stem): when a commit on ``rev``'s first parents rolled it back."""
-    out = _git(repo, "log", "--first-parent", "--diff-merges=first-parent", "-p",
-               "--unified=0", "--format=@@commit %ct", "-G", "stage:.*rolled-back", rev,
-               "--", "tenants/")
+    """Per tenant id: when each of its rollbacks landed on ``rev``'s first parents,
+    newest first."""
+    return landings(rollback_events(repo, rev) or [])
+
+
+def landings(events: Iterable[RollbackEvent]) -> dict[str, list[datetime]]:
+    """Per tenant id, newest first: when each rollback landed, from the events of
+    ``load.history.rollback_events`` (oldest first; the one reader of rollbacks from
+    git, which the gate's records reduce too)."""
     found: dict[str, list[datetime]] = {}
-    when: datetime | None = None
-    tenant: str | None = None
-    for line in (out or "").splitlines():
-        if line.startswith("@@commit "):
-            when = datetime.fromtimestamp(int(line.split()[1]), tz=UTC)
-        elif line.startswith("+++ "):
-            path = line[4:].removeprefix("b/")
-            tenant = Path(path).stem if path.startswith("tenants/") else None
-        elif tenant and when and _ROLLED_BACK.match(line):
-            found.setdefault(tenant, []).append(when)
+    for event in reversed(list(events)):  # oldest first -> newest first
+        if event.landed:
+            found.setdefault(event.tenant, []).append(event.committed_at)
     return found
 
 

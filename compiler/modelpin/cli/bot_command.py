@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ from modelpin.cli.common import (
     warn,
 )
 from modelpin.load.fleet import LoadResult
-from modelpin.load.history import records_at, stages_entered
+from modelpin.load.history import (
+    RollbackEvent,
+    records_at,
+    rollback_events,
+    rollbacks_seen,
+    stages_entered,
+)
 from modelpin.model.fleet import Fleet
 from modelpin.model.signals import SignalsPolicy
 from modelpin.rollout.transitions import FleetContext, clock_start
@@ -152,10 +159,17 @@ class RemoteFleet:
             return self.git.read(self.base, path)
         return (self.root / path).read_text(encoding="utf-8")
 
+    @cached_property
+    def rollbacks(self) -> list[RollbackEvent]:
+        """The rollbacks in main's first-parent history, read from git once: the records
+        of ``context`` and the lifecycle's regrouping both reduce them."""
+        return rollback_events(self.root, self.rev) or []
+
     def context(self) -> FleetContext:
         """With the rollbacks on record (SPEC 2.1 rule 7: they keep a version uncleared)
         and when each stage was published (rule 5: the soak clocks count from it)."""
-        return FleetContext.build(self.fleet, records_at(self.root, self.rev, self.fleet),
+        records = records_at(self.root, self.rev, self.fleet, rollbacks_seen(self.rollbacks))
+        return FleetContext.build(self.fleet, records,
                                   stages_entered(self.root, self.rev, self.fleet))
 
 

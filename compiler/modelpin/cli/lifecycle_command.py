@@ -112,7 +112,7 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
     items = [
         *drift,
         *sunset_items(fleet, now.date()),
-        *regroup_items(fleet, history.rollbacks(root, rev), now),
+        *regroup_items(fleet, history.landings(at.rollbacks), now),
         *decommission_items(fleet, now, history.last_mentioned(root, rev, model_files)),
     ]
 

@@ -3,13 +3,16 @@
 Only the first-parent history counts (``git log --first-parent``): the commits the base
 branch itself moved through. Commits of a merged side branch never were the published
 state, so a pin or a rollback seen only there is not history. Git is read here, in the
-shell; the rollout engine gets plain values.
+shell; the rollout engine gets plain values. Rollbacks have one reader,
+``rollback_events``: the gate's records and the lifecycle's regrouping reduce it.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,47 +157,146 @@ RollbackSeen = dict[tuple[str, str], dict[str, bool]]
 listed the candidate in ``cleared_rollbacks`` (a clearance older than the rollback)."""
 
 
+@dataclass(frozen=True)
+class RollbackEvent:
+    """An alias seen ``rolled-back`` from ``candidate`` in one published version of a
+    tenant file: the file as first-parent commit ``commit`` left it."""
+
+    tenant: str
+    """The file's ``id``."""
+    alias: str
+    candidate: str
+    committed_at: datetime
+    commit: str
+    path: str
+    cleared: bool
+    """This version already lists the candidate in the alias's ``cleared_rollbacks``."""
+    landed: bool
+    """The rollback landed with this commit: the file's version before it (its first
+    parent's, under its old name if the commit renamed it) did not have the alias
+    rolled back. Later versions that still have it (read because another line that may
+    spell a rollback changed) are not landings."""
+
+
 def rollback_history(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen:
-    """Every rollback in the first-parent history of ``rev``: the tenant file versions
-    in which an alias is ``rolled-back``, found with ``git log -G`` (only commits whose
-    diff adds or removes a line that could spell it are read: ``ROLLBACK_LINES``).
-    ``rev`` may be a range ``A..B`` (the first-parent commits after ``A``)."""
+    """Every rollback in the first-parent history of ``rev`` (``rollback_events``), by
+    tenant, alias and candidate. ``rev`` may be a range ``A..B`` (the first-parent
+    commits after ``A``)."""
     return scan_rollbacks(repo, rev, folder) or {}
 
 
 def scan_rollbacks(repo: Path, rev: str, folder: str = "tenants") -> RollbackSeen | None:
     """``rollback_history``, or None when git could not be read."""
+    events = rollback_events(repo, rev, folder)
+    return None if events is None else rollbacks_seen(events)
+
+
+def rollbacks_seen(events: Iterable[RollbackEvent]) -> RollbackSeen:
+    """The rollbacks on record before clearances: which candidates each alias was rolled
+    back from, and whether a rolled-back version already carried the clearance."""
+    seen: RollbackSeen = {}
+    for event in events:
+        entry = seen.setdefault((event.tenant, event.alias), {})
+        entry[event.candidate] = entry.get(event.candidate, False) or event.cleared
+    return seen
+
+
+_MAY_ROLL_BACK = re.compile(ROLLBACK_LINES.encode())
+"""A file version without this text has no alias rolled back (``ROLLBACK_LINES``): it
+is not parsed."""
+
+
+def _rolled_back_in(body: bytes | None) -> dict[str, tuple[str, bool]]:
+    """``_rolled_back`` of a file version (nothing for a missing or unreadable one)."""
+    if body is None or not _MAY_ROLL_BACK.search(body):
+        return {}
+    return _rolled_back(_aliases(body)[1])
+
+
+def _rolled_back(aliases: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
+    """alias -> (candidate, cleared) for every alias of a file version that is rolled back."""
+    out: dict[str, tuple[str, bool]] = {}
+    for name, alias in aliases.items():
+        if not isinstance(alias, dict) or not isinstance(alias.get("rollout"), dict):
+            continue
+        rollout = alias["rollout"]
+        candidate = rollout.get("candidate")
+        if rollout.get("stage") != "rolled-back" or not isinstance(candidate, str):
+            continue
+        cleared = alias.get("cleared_rollbacks")
+        out[str(name)] = (candidate, isinstance(cleared, list) and candidate in cleared)
+    return out
+
+
+def rollback_events(repo: Path, rev: str, folder: str = "tenants"
+                    ) -> list[RollbackEvent] | None:
+    """Every alias seen rolled back in the first-parent history of ``rev``, oldest
+    first; None when git could not be read. The one reader of rollbacks from git: the
+    gate's records (``rollback_history``) and the lifecycle's regrouping (when each
+    rollback landed) are reductions of it.
+
+    One ``git log -G`` walk finds the commits whose diff (against the first parent, for
+    a merge) adds or removes a line that may spell a rollback (``ROLLBACK_LINES``) and
+    names the blobs of the tenant files they changed, before and after (``--raw``);
+    only those are read, with one ``git cat-file --batch``. A later version of a file
+    is compared with the one read before it (no commit in between changed such a line,
+    so none changed a rollback); the first version read of each file is compared with
+    its first parent's (the blob ``--raw`` names). ``rev`` may be a range ``A..B``."""
     log = subprocess.run(
-        ["git", "-C", str(repo), "log", "--first-parent", "--format=%H", "--name-only",
-         f"-G{ROLLBACK_LINES}", rev, "--", folder],
+        ["git", "-C", str(repo), "log", "--first-parent", "--diff-merges=first-parent",
+         "--format=%x00%H %ct", "--raw", "--no-abbrev", f"-G{ROLLBACK_LINES}", rev, "--",
+         folder],
         capture_output=True, text=True, check=False,
     )
     if log.returncode != 0:
         return None
-    pairs: list[str] = []
-    commit = ""
-    for line in log.stdout.splitlines():
-        if len(line) == 40 and all(c in "0123456789abcdef" for c in line):
-            commit = line
-        elif line.strip() and commit:
-            pairs.append(f"{commit}:{line}")
-    seen: RollbackSeen = {}
-    for body in _blobs(repo, pairs):
-        tenant, aliases = _aliases(body)
-        if tenant is None:
+    versions: list[tuple[str, int, str, str, str | None, str | None]] = []
+    """(commit, time, path, its path in the first parent, blob, the first parent's blob
+    when this is the first version read of the path), oldest first."""
+    seen_paths: set[str] = set()
+    for record in reversed(log.stdout.split("\0")[1:]):
+        lines = record.strip().splitlines()
+        if not lines:
             continue
-        for name, alias in aliases.items():
-            if not isinstance(alias, dict) or not isinstance(alias.get("rollout"), dict):
+        commit, ct = lines[0].split()
+        for line in lines[1:]:
+            # :<old mode> <new mode> <old blob> <new blob> <status>\t<path>[\t<new path>]
+            meta, _, names = line.partition("\t")
+            fields, paths = meta.split(), names.split("\t")
+            if not line.startswith(":") or len(fields) != 5:
                 continue
-            rollout = alias["rollout"]
-            candidate = rollout.get("candidate")
-            if rollout.get("stage") != "rolled-back" or not isinstance(candidate, str):
-                continue
-            cleared = alias.get("cleared_rollbacks")
-            stale = isinstance(cleared, list) and candidate in cleared
-            entry = seen.setdefault((tenant, str(name)), {})
-            entry[candidate] = entry.get(candidate, False) or stale
-    return seen
+            blob, parent = (None if not b.strip("0") else b for b in (fields[3], fields[2]))
+            path, old = paths[-1], paths[0]
+            versions.append((commit, int(ct), path, old, blob,
+                             None if path in seen_paths else parent))
+            seen_paths.add(path)
+    wanted = sorted({b for v in versions for b in v[4:] if b is not None})
+    blobs = dict(zip(wanted, _blobs(repo, wanted), strict=True))
+    before: dict[str, dict[str, tuple[str, bool]]] = {}
+    """Per path: the rolled-back aliases of its version read last."""
+    events: list[RollbackEvent] = []
+    for commit, stamp, path, old, blob, parent in versions:
+        body = blobs.get(blob) if blob is not None else None
+        parent_body = blobs.get(parent) if parent is not None else None
+        if old != path:
+            before.pop(old, None)  # renamed away: a file made there later is another
+        if body is None:  # the commit deleted the file
+            before[path] = {}
+            continue
+        tenant, aliases = _aliases(body) if _MAY_ROLL_BACK.search(body) else ("", {})
+        rolled = _rolled_back(aliases)
+        prior = before.get(path)
+        if prior is None:  # the first version read: compare with the first parent's
+            prior = _rolled_back_in(parent_body) if rolled or tenant is None else {}
+        if tenant is None:  # unreadable in this commit: what was rolled back still is
+            before[path] = prior
+            continue
+        when = datetime.fromtimestamp(stamp, tz=UTC)
+        events += [RollbackEvent(tenant, name, candidate, when, commit, path, cleared,
+                                 name not in prior)
+                   for name, (candidate, cleared) in rolled.items()]
+        before[path] = rolled
+    return events
 
 
 def open_records(seen: RollbackSeen, base: Fleet) -> dict[tuple[str, str], set[str]]:
