@@ -126,6 +126,13 @@ def test_every_shipped_query_returns_what_the_routers_recorded(tmp_path: Path) -
         wait_for(settled, 20, "Prometheus to scrape the last request")
         at = settled()
         assert at is not None
+        # every request has its latency: reported by observe (the shadowed tenant's, and
+        # acme's with nothing else to report) or by record (the rest)
+        healthy = sum(1 for req, _ in sent if "similarity" not in req
+                      and req["task_completed"] is None and not req["downstream_errors"])
+        assert healthy > 0
+        assert scalar(prom, 'sum(modelpin_request_duration_seconds_count{router="gw-1"})',
+                      at) == REQUESTS + len(shadow)
         policy = SignalsPolicy.model_validate(
             yaml.safe_load((loop.clone / "policies" / "signals.yaml").read_text()))
         window = "1h"
