@@ -4,7 +4,10 @@ outcomes and serves ``GET /metrics``: what the bot's live Prometheus tests scrap
 ``python -m tests.bot.exporter --port P --table FILE --key B64 --state DIR``.
 ``POST /record {"tenant", "alias", "cohort", "calls", "failures"}`` resolves sessions
 until one lands in ``cohort`` and reports ``calls`` tool calls, ``failures`` of them
-failed, through ``Router.record`` (the gateway API).
+failed, through ``Router.record`` (the gateway API). Optional answers: ``"answers": n``
+requests reported with ``refused`` (the first ``"refused": k`` True), ``format_ok``
+(the first ``"format_failed": k`` False) and ``response_tokens`` (``"tokens": m``
+plus a deterministic spread of ``"spread": s``: m-s..m+s).
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def main() -> None:
             for i in range(req["calls"]):
                 router.record(req["tenant"], req["alias"], d, tool_calls=1,
                               tool_call_failures=1 if i < req["failures"] else 0)
+            spread = req.get("spread", 0)
+            for i in range(req.get("answers", 0)):
+                router.record(req["tenant"], req["alias"], d, latency=0.1,
+                              refused=i < req.get("refused", 0),
+                              format_ok=i >= req.get("format_failed", 0),
+                              response_tokens=req["tokens"] + i % (2 * spread + 1) - spread)
             self._send(200, b"{}", "application/json")
 
     ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()

@@ -65,14 +65,17 @@ def main() -> None:
                                           [(call["name"], req["shadow_arguments"])])
             drifted = bool(drift)
         latency = time.perf_counter() - t0
-        if (req.get("similarity") is None and req.get("task_completed") is None
-                and not req.get("downstream_errors")):
+        outcome = ("similarity", "task_completed", "downstream_errors", "refused", "format_ok",
+                   "response_tokens")
+        if not any(req.get(k) not in (None, 0) for k in outcome):
             d.observe(latency)  # a healthy request: only its latency to report
         else:
             router.record(tenant, alias, d, latency=latency, session_id=session,
                           similarity=req.get("similarity"),
                           task_completed=req.get("task_completed"),
-                          downstream_errors=req.get("downstream_errors", 0), prompt=prompt)
+                          downstream_errors=req.get("downstream_errors", 0), prompt=prompt,
+                          refused=req.get("refused"), format_ok=req.get("format_ok"),
+                          response_tokens=req.get("response_tokens"))
         return {"model": d.model, "cohort": d.cohort, "session_reset": d.session_reset,
                 "serial": d.serial, "valid": result.valid, "router": args.name,
                 "coerced": bool(result.coercions), "drifted": drifted}

@@ -2,8 +2,9 @@
 series: three gateway processes (the router library), a real ``prometheus`` scraping
 them every second, a real ``redis-server``. The gateways record known outcomes (tool
 calls valid, invalid and coerced, tasks, judge similarity, downstream errors, shadow
-comparisons); each shipped query, as written and as the bot batches it, must return
-exactly what was recorded.
+comparisons, refusals, format checks, response tokens); each shipped query, as written
+and as the bot batches it, and the drift queries of ``lifecycle --prometheus`` must
+return exactly what was recorded.
 
 Exactly, not roughly: ``increase()`` extrapolates to the ends of its window unless the
 range starts at a zero sample (the router exports every series of a route in rollout at
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ import httpx
 import pytest
 import yaml
 
+from modelpin.bot.drift_prometheus import PrometheusDrift
 from modelpin.bot.observations import MeanObservation, RateObservation
+from modelpin.bot.promapi import PrometheusApi
 from modelpin.bot.prometheus import PrometheusTelemetry
 from modelpin.model.signals import MeanQueries, RateQueries, SignalsPolicy, render_query
 from modelpin.router.coercion import STRIP_JSON_FENCES
@@ -61,6 +65,11 @@ def script(i: int, rng: random.Random) -> dict[str, Any]:
         req["similarity"] = round(rng.uniform(0.4, 1.0), 3)
     req["task_completed"] = rng.choice([None, True, True, False])
     req["downstream_errors"] = rng.choice([0, 0, 0, 1, 2])
+    # the answer's own signals (drift of pinned versions), each sometimes not reported
+    req["refused"] = rng.choice([None, False, False, False, True])
+    req["format_ok"] = rng.choice([None, True, True, False])
+    if rng.random() < 0.9:
+        req["response_tokens"] = rng.randint(0, 900)
     return req
 
 
@@ -78,6 +87,20 @@ def expected_from(sent: list[tuple[dict[str, Any], dict[str, Any]]], cohort: str
             sum(r["downstream_errors"] for r, _ in rows), n),
         "semantic_similarity": MeanObservation(statistics.fmean(sims), len(sims),
                                                statistics.stdev(sims)),
+    }
+
+
+def expected_drift(sent: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The drift signals of the stable cohort, from what the gateway was asked to report."""
+    rows = [req for req, ans in sent if ans["cohort"] == "stable"]
+    refused = [r["refused"] for r in rows if r["refused"] is not None]
+    formats = [r["format_ok"] for r in rows if r["format_ok"] is not None]
+    tokens = [r["response_tokens"] for r in rows if "response_tokens" in r]
+    return {
+        "refusal_rate": RateObservation(sum(refused), len(refused)),
+        "format_failure_rate": RateObservation(sum(not f for f in formats), len(formats)),
+        "response_length": MeanObservation(statistics.fmean(tokens), len(tokens),
+                                           statistics.stdev(tokens)),
     }
 
 
@@ -126,11 +149,12 @@ def test_every_shipped_query_returns_what_the_routers_recorded(tmp_path: Path) -
         wait_for(settled, 20, "Prometheus to scrape the last request")
         at = settled()
         assert at is not None
-        # every request has its latency: reported by observe (the shadowed tenant's, and
-        # acme's with nothing else to report) or by record (the rest)
-        healthy = sum(1 for req, _ in sent if "similarity" not in req
-                      and req["task_completed"] is None and not req["downstream_errors"])
-        assert healthy > 0
+        # every request has its latency: the shadowed tenant's carry no outcome, so the
+        # gateway reports them with Decision.observe; acme's with record
+        assert scalar(prom, 'sum(modelpin_request_duration_seconds_count{router="gw-1",'
+                      f'tenant="{SHADOWED}"}})', at) == len(shadow)
+        assert scalar(prom, 'sum(modelpin_requests_total{router="gw-1",'
+                      f'tenant="{SHADOWED}"}})', at) == len(shadow)
         assert scalar(prom, 'sum(modelpin_request_duration_seconds_count{router="gw-1"})',
                       at) == REQUESTS + len(shadow)
         policy = SignalsPolicy.model_validate(
@@ -190,6 +214,27 @@ def test_every_shipped_query_returns_what_the_routers_recorded(tmp_path: Path) -
         beta = batch.rollouts[(SHADOWED, ALIAS)]
         assert beta.shadow.signals["shadow_drift_rate"] == RateObservation(sum(shadow),
                                                                            len(shadow))
+        # 3. drift of the pinned version's stable cohort, as `lifecycle --prometheus`
+        # batches it: the current window holds exactly what was recorded (the baseline
+        # window, the hour before, has no series: no data)
+        with httpx.Client(base_url=prom) as http:
+            drift = PrometheusDrift(PrometheusApi(http, at=at), window=timedelta(hours=1),
+                                    baseline=timedelta(hours=1)).drift_all([(TENANT, ALIAS)])
+        assert not drift.general and not drift.problems and not drift.notes, drift
+        baseline_window, current = drift.windows[(TENANT, ALIAS)]
+        assert baseline_window == {}
+        want_drift = {**expected_drift(sent), "tool_call_failure_rate":
+                      expected_from(sent, "stable")["tool_call_failure_rate"]}
+        assert set(current) == set(want_drift)
+        for name, expected in want_drift.items():
+            got = current[name]
+            if isinstance(expected, MeanObservation):
+                assert isinstance(got, MeanObservation) and got.count == expected.count
+                assert got.mean == pytest.approx(expected.mean, rel=1e-12)
+                assert got.std is not None and math.isclose(got.std, expected.std or 0,
+                                                            rel_tol=1e-9)
+            else:
+                assert got == expected, name
         # the report's drift per tool and kind (a series born at its first drift, so its
         # count is Prometheus' extrapolation: only the tool and kind are exact)
         [drift] = beta.shadow.failures

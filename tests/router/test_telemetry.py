@@ -58,6 +58,8 @@ def test_rollout_series_exist_at_zero_before_any_request(router: Any, registry: 
         for metric in mn.OUTCOME_METRICS:
             assert sample(registry, metric, cohort) == 0.0, (metric.family, cohort)
         assert sample(registry, mn.SEMANTIC_SIMILARITY, cohort, "_count") == 0.0
+        assert sample(registry, mn.RESPONSE_TOKENS, cohort, "_count") == 0.0
+        assert sample(registry, mn.RESPONSE_TOKENS, cohort, "_sum") == 0.0
     # a pinned alias gets no series until it is used
     assert registry.get_sample_value(
         mn.REQUESTS.sample,
@@ -89,6 +91,53 @@ def test_record_counts_each_outcome_under_the_decisions_cohort(router: Any,
     assert sample(registry, mn.REQUEST_DURATION, "canary", "_count") == 2
     assert sample(registry, mn.REQUEST_DURATION, "canary", "_sum") == pytest.approx(1.0)
     assert sample(registry, mn.TASKS, "stable") == 0
+
+
+def test_record_counts_the_answers_own_signals_only_when_reported(router: Any,
+                                                                  registry: Any) -> None:
+    d = router.resolve(T, A, "s-answer")
+    c = d.cohort
+    router.record(T, A, d, latency=0.1)  # the healthy path: none of them counted
+    router.record(T, A, d, refused=True, response_tokens=0)
+    router.record(T, A, d, latency=0.2, refused=False, format_ok=True, response_tokens=30)
+    router.record(T, A, d, refused=False, format_ok=False, response_tokens=50)
+    router.record(T, A, d, format_ok=False)
+    assert sample(registry, mn.REQUESTS, c) == 5
+    assert sample(registry, mn.REFUSAL_CHECKS, c) == 3
+    assert sample(registry, mn.REFUSALS, c) == 1
+    assert sample(registry, mn.FORMAT_CHECKS, c) == 3
+    assert sample(registry, mn.FORMAT_FAILURES, c) == 2
+    assert sample(registry, mn.RESPONSE_TOKENS, c, "_count") == 3
+    assert sample(registry, mn.RESPONSE_TOKENS, c, "_sum") == 80
+    assert sample(registry, mn.RESPONSE_TOKENS_SQUARES, c) == 30 * 30 + 50 * 50
+    assert router.telemetry.value(T, A, c, mn.RESPONSE_TOKENS) == 3
+    # the other outcome cells are untouched by them
+    for metric in (mn.TASKS, mn.TOOL_CALLS, mn.DOWNSTREAM_ERRORS, mn.COERCIONS):
+        assert sample(registry, metric, c) == 0, metric.family
+    assert sample(registry, mn.SEMANTIC_SIMILARITY, c, "_count") == 0
+    assert sample(registry, mn.REQUEST_DURATION, c, "_count") == 2
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"refused": 1}, "refused is True, False or None, not 1"),
+    ({"refused": "no"}, "refused is True, False or None"),
+    ({"format_ok": 0}, "format_ok is True, False or None, not 0"),
+    ({"response_tokens": -1}, r"response_tokens is a count of tokens in 0\.\.1000000000"),
+    ({"response_tokens": 12.5}, "response_tokens is a count"),
+    ({"response_tokens": True}, "response_tokens is a count"),
+    ({"response_tokens": 10**400}, "response_tokens is a count"),
+    ({"response_tokens": float("nan")}, "response_tokens is a count"),
+])
+def test_bad_answer_signals_are_refused_before_any_is_counted(
+    router: Any, registry: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    d = router.resolve(T, A, "s-bad")
+    with pytest.raises(ValueError, match=message):
+        router.record(T, A, d, **{"task_completed": True, "refused": True, "format_ok": True,
+                                  "response_tokens": 5, **kwargs})
+    for metric in (mn.REFUSAL_CHECKS, mn.REFUSALS, mn.FORMAT_CHECKS, mn.TASKS):
+        assert sample(registry, metric, d.cohort) == 0, metric.family
+    assert sample(registry, mn.RESPONSE_TOKENS, d.cohort, "_count") == 0
 
 
 def test_check_tool_call_counts_itself_per_cohort(router: Any, registry: Any) -> None:
@@ -190,9 +239,14 @@ def test_structured_events_carry_genai_names_and_only_the_prompt_hash(
     d = r.resolve(T, A, "sess-42")
     r.record(T, A, d, latency=0.1, session_id="sess-42", prompt="the secret contract text")
     r.check_tool_call(T, "lookup_clause", {"clause_id": 1}, alias=A, cohort=d.cohort)
+    r.record(T, A, d, refused=False, format_ok=False, response_tokens=42)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [e["event"] for e in lines] == ["modelpin.request", "modelpin.tool_call"]
-    req, call = lines
+    assert [e["event"] for e in lines] == ["modelpin.request", "modelpin.tool_call",
+                                           "modelpin.request"]
+    req, call, answer = lines
+    assert answer["gen_ai.usage.output_tokens"] == 42
+    assert answer["modelpin.refused"] is False and answer["modelpin.format.ok"] is False
+    assert not {"gen_ai.usage.output_tokens", "modelpin.refused", "modelpin.format.ok"} & set(req)
     assert req["gen_ai.request.model"] == d.model
     assert req["gen_ai.conversation.id"] == "sess-42"
     assert req["modelpin.cohort"] == d.cohort and req["modelpin.tenant"] == T

@@ -39,7 +39,7 @@ class DriftSignal:
 
 DRIFT_SIGNALS: dict[str, DriftSignal] = {
     "tool_call_failure_rate": DriftSignal("rate", 0.005, 200, "failed tool calls / tool calls"),
-    "refusal_rate": DriftSignal("rate", 0.01, 200, "refused requests / requests"),
+    "refusal_rate": DriftSignal("rate", 0.01, 200, "refused answers / answers checked"),
     "format_failure_rate": DriftSignal(
         "rate", 0.01, 200, "responses failing their format check / format checks"),
     "response_length": DriftSignal("mean", 0.0, 100, "mean response tokens"),

@@ -1,16 +1,24 @@
 """Drift of pinned versions read from Prometheus: the stable cohort now against its own
 earlier window.
 
-For every alias asked, each drift signal the routers export is read twice, batched
-over all aliases (one query per counter and window): ``increase(...[window])`` (now)
-and ``increase(...[baseline] offset window)`` (the baseline: the ``baseline`` right
-before the current window), on ``cohort="stable"`` (the pinned version serving). The
-metric names come from :mod:`modelpin.router.metric_names` (the one registry).
+For every alias asked, each series a drift signal reads is queried twice, batched over
+all aliases (one query per series and window): ``increase(...[window])`` (now) and
+``increase(...[baseline] offset window)`` (the baseline: the ``baseline`` right before
+the current window), on ``cohort="stable"`` (the pinned version serving). The series
+are the ones ``modelpin.router`` exports (names from :mod:`modelpin.router.metric_names`,
+the one registry), for all four drift signals of :data:`~.drift.DRIFT_SIGNALS`:
 
-Exported by routers today: tool calls and their failures (``tool_call_failure_rate``).
-Refusals, format checks and response length are NOT recorded by ``modelpin.router``:
-those drift signals are read only from a telemetry JSON file's ``baseline`` records
-(``NOT_EXPORTED`` says which; every report says so too).
+- ``tool_call_failure_rate``: tool-call failures / tool calls;
+- ``refusal_rate``: refusals / answers checked for a refusal (``record(refused=)``);
+- ``format_failure_rate``: format failures / format checks (``record(format_ok=)``);
+- ``response_length``: the response-token summary (sum, count) and its sum of squares,
+  giving the mean and the sample standard deviation Welch's test needs.
+
+Every number goes through the validation the telemetry JSON's goes through
+(:func:`~.telemetry.rate_observation`, :func:`~.telemetry.drift_rate_observation`,
+:func:`~.telemetry.length_observation`): impossible data is refused per alias and
+window, never clamped. A signal whose series no pinned alias has (gateways that do not
+report it) is named in a note; its verdicts say "no data".
 
 The series carry no model version, so a baseline is only the pin's own when the pin
 did not change since the baseline window began: the caller passes when each alias's
@@ -20,23 +28,57 @@ pin last changed (git) and an alias whose pin is younger is skipped, with the re
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
-from modelpin.model.signals import SignalName
 from modelpin.router import metric_names as mn
 
 from .drift import DRIFT_SIGNALS, DriftBatch, Windows
 from .observations import Observation
 from .promapi import PrometheusApi, Unreachable
-from .telemetry import InvalidObservation, RolloutKey, TelemetryError, rate_observation
+from .telemetry import (
+    InvalidObservation,
+    RolloutKey,
+    TelemetryError,
+    drift_rate_observation,
+    length_observation,
+    rate_observation,
+)
 
-DRIFT_METRICS: dict[str, tuple[mn.MetricName, mn.MetricName]] = {
-    "tool_call_failure_rate": (mn.TOOL_CALL_FAILURES, mn.TOOL_CALLS),
+
+@dataclass(frozen=True)
+class DriftSeries:
+    """The samples (PromQL names) one drift signal is computed from, and how."""
+
+    samples: tuple[str, ...]
+    observe: Callable[..., Observation]
+    how: str
+    """What a gateway does so the series exist (for the no-data note)."""
+
+
+DRIFT_SERIES: dict[str, DriftSeries] = {
+    "tool_call_failure_rate": DriftSeries(
+        (mn.TOOL_CALL_FAILURES.sample, mn.TOOL_CALLS.sample),
+        lambda e, t: rate_observation("tool_call_failure_rate", e, t),
+        "check_tool_call / record(tool_calls=)"),
+    "refusal_rate": DriftSeries(
+        (mn.REFUSALS.sample, mn.REFUSAL_CHECKS.sample),
+        lambda e, t: drift_rate_observation("refusal_rate", e, t,
+                                            ("refusals", "refusal_checks")),
+        "record(refused=)"),
+    "format_failure_rate": DriftSeries(
+        (mn.FORMAT_FAILURES.sample, mn.FORMAT_CHECKS.sample),
+        lambda e, t: drift_rate_observation("format_failure_rate", e, t),
+        "record(format_ok=)"),
+    "response_length": DriftSeries(
+        (mn.RESPONSE_TOKENS.family + "_sum", mn.RESPONSE_TOKENS.family + "_count",
+         mn.RESPONSE_TOKENS_SQUARES.sample),
+        length_observation, "record(response_tokens=)"),
 }
-"""Drift signal -> (events, trials) counters the routers export."""
-NOT_EXPORTED = tuple(name for name in DRIFT_SIGNALS if name not in DRIFT_METRICS)
+"""Drift signal -> the router series it reads: every drift signal is read."""
+assert set(DRIFT_SERIES) == set(DRIFT_SIGNALS)
+
 
 def promql_duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
@@ -65,9 +107,10 @@ class PrometheusDrift:
         self._pinned_since = dict(pinned_since or {})
         self._now = now
 
-    def query(self, metric: mn.MetricName, tenants: Sequence[str], aliases: Sequence[str],
+    def query(self, sample: str, tenants: Sequence[str], aliases: Sequence[str],
               *, baseline: bool) -> str:
-        selector = (f'{metric.sample}{{tenant=~"{_regex(tenants)}",alias=~"{_regex(aliases)}",'
+        """The batched query of one series over one window, per (tenant, alias)."""
+        selector = (f'{sample}{{tenant=~"{_regex(tenants)}",alias=~"{_regex(aliases)}",'
                     f'cohort="stable"}}')
         if baseline:
             rng = f"[{promql_duration(self.baseline)}] offset {promql_duration(self.window)}"
@@ -86,49 +129,56 @@ class PrometheusDrift:
                     skipped[key] = (f"its pin changed on {since:%Y-%m-%d %H:%M}Z, inside the "
                                     "baseline window: the baseline is another version's")
         keys = [k for k in keys if k not in skipped]
-        notes = (f"{self.api.name}: drift judged on {', '.join(DRIFT_METRICS)} only; "
-                 f"{', '.join(NOT_EXPORTED)} are not exported by modelpin routers (give a "
-                 "telemetry JSON file with `baseline` records for them)",) if NOT_EXPORTED else ()
         if not keys:
-            return DriftBatch({}, skipped=skipped, notes=notes)
+            return DriftBatch({}, skipped=skipped)
+        wanted = set(keys)
         tenants, aliases = [k[0] for k in keys], [k[1] for k in keys]
         general: list[str] = []
-        # (signal, part, baseline?) -> key -> value
-        values: dict[tuple[str, str, bool], dict[RolloutKey, float]] = {}
-        for signal, (events, total) in DRIFT_METRICS.items():
-            for part, metric in (("events", events), ("total", total)):
+        failed: set[str] = set()  # signals with a failed query (reported, no note)
+        # (sample, baseline?) -> key -> value; a failed query leaves its entry out
+        values: dict[tuple[str, bool], dict[RolloutKey, float]] = {}
+        for signal, series in DRIFT_SERIES.items():
+            for sample in series.samples:
                 for baseline in (True, False):
-                    promql = self.query(metric, tenants, aliases, baseline=baseline)
+                    promql = self.query(sample, tenants, aliases, baseline=baseline)
                     try:
-                        series = self.api.vector(promql)
+                        answer = self.api.vector(promql)
                     except Unreachable as exc:
                         return DriftBatch({}, general=(f"{exc}: drift not judged",),
-                                          skipped=skipped, notes=notes)
+                                          skipped=skipped)
                     except TelemetryError as exc:
-                        general.append(f"drift {signal}.{part}: {exc}")
+                        general.append(f"drift {signal} ({sample}): {exc}")
+                        failed.add(signal)
                         continue
-                    got = values.setdefault((signal, part, baseline), {})
-                    for labels, value in series:
+                    got = values.setdefault((sample, baseline), {})
+                    for labels, value in answer:
                         key = (labels.get("tenant", ""), labels.get("alias", ""))
-                        if value is not None and key in set(keys):
+                        if value is not None and key in wanted:
                             got[key] = value
         windows: dict[RolloutKey, Windows] = {}
         problems: dict[RolloutKey, list[str]] = {}
+        seen: set[str] = set()
         for key in keys:
             pair: tuple[dict[str, Observation], dict[str, Observation]] = ({}, {})
-            for signal in DRIFT_METRICS:
+            for signal, series in DRIFT_SERIES.items():
                 for side, baseline in ((0, True), (1, False)):
-                    e = values.get((signal, "events", baseline), {}).get(key)
-                    t = values.get((signal, "total", baseline), {}).get(key)
-                    if e is None or t is None:
+                    parts = [values.get((s, baseline), {}).get(key) for s in series.samples]
+                    if any(v is None for v in parts):
                         continue
+                    seen.add(signal)
                     try:
-                        pair[side][signal] = rate_observation(cast(SignalName, signal), e, t)
+                        pair[side][signal] = series.observe(*parts)
                     except InvalidObservation as exc:
                         problems.setdefault(key, []).append(
-                            f"{self.api.name}: {key[0]}/{key[1]} "
+                            f"{self.api.name}: {key[0]}/{key[1]} {signal} "
                             f"{'baseline' if baseline else 'current'} window refused: {exc}")
             if pair[0] or pair[1]:
                 windows[key] = pair
+        notes = tuple(
+            f"{self.api.name}: no data for {signal} ({', '.join(series.samples)}) for any "
+            f"pinned alias: its verdicts are inconclusive; gateways report it with "
+            f"{series.how}"
+            for signal, series in DRIFT_SERIES.items()
+            if signal not in seen and signal not in failed)
         return DriftBatch(windows, {k: tuple(v) for k, v in problems.items()},
                           tuple(general), skipped, notes)

@@ -113,6 +113,40 @@ def rate_observation(signal: SignalName, events: float, total: float) -> RateObs
     return RateObservation(events=e, total=t)
 
 
+def drift_rate_observation(signal: str, events: float, total: float,
+                           names: tuple[str, str] | None = None) -> RateObservation:
+    """A drift rate (:data:`DRIFT_RATE_FIELDS`), refused when impossible like any rate;
+    ``names`` of the two counts in messages (default: the JSON fields)."""
+    part, whole = names or DRIFT_RATE_FIELDS[signal]
+    e, t = _count(part, events), _count(whole, total)
+    if e > t:
+        raise InvalidObservation(f"`{part}` ({e}) exceeds `{whole}` ({t})")
+    return RateObservation(events=e, total=t)
+
+
+def length_observation(total: float, count: float, squares: float) -> MeanObservation:
+    """Mean response length (tokens) and its sample std from the sums a router exports
+    (sum, count, sum of squares); refused when the sums cannot come from any answers
+    (negative, not finite, or a sum of squares below ``sum**2 / count``)."""
+    n = _count("response_tokens.count", count)
+    for name, value in (("sum", total), ("squares", squares)):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidObservation(f"`response_tokens.{name}` is {value!r}, not a finite "
+                                     "number >= 0")
+    if n == 0:
+        if total or squares:
+            raise InvalidObservation(f"`response_tokens` has a sum ({total:g}) but no count")
+        return MeanObservation(mean=0.0, count=0)
+    mean = total / n
+    variance = squares / n - mean * mean
+    if variance < -1e-9 * max(1.0, squares / n):  # Cauchy-Schwarz: squares >= sum^2 / n
+        raise InvalidObservation(
+            f"`response_tokens` sum of squares {squares:g} is below sum^2/count "
+            f"({total * total / n:g}): not the sums of any answers")
+    std = math.sqrt(max(variance, 0.0) * n / (n - 1)) if n > 1 else None
+    return MeanObservation(mean=mean, count=n, std=std)
+
+
 def mean_observation(
     signal: SignalName, mean: float, count: float, std: float | None = None
 ) -> MeanObservation:

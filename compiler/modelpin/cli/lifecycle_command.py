@@ -62,8 +62,8 @@ from modelpin.rollout.transitions import FleetContext
               help="Telemetry JSON with `baseline` records (a path or an http(s) URL): judge "
               "drift of pinned versions.")
 @click.option("--prometheus", default=None, metavar="URL",
-              help="Judge drift of pinned versions from a Prometheus server (the signals "
-              "routers export: tool-call failures).")
+              help="Judge drift of pinned versions from a Prometheus server (the series "
+              "routers export: tool-call failures, refusals, format checks, response tokens).")
 @click.option("--drift-window", default="1d", show_default=True, metavar="DURATION",
               help="--prometheus: the current window (e.g. 1d, 6h, 90s).")
 @click.option("--baseline-window", default="7d", show_default=True, metavar="DURATION",

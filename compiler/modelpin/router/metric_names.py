@@ -89,6 +89,32 @@ REQUEST_DURATION = MetricName(
     "summary",
     "Latency of the model call the gateway reported, in seconds",
 )
+REFUSAL_CHECKS = _c(
+    "modelpin_refusal_checks",
+    "Answers the gateway checked for a refusal (``refused`` reported, True or False)",
+)
+REFUSALS = _c(
+    "modelpin_refusals",
+    "Answers that were refusals (the provider's refusal field, or a content filter)",
+)
+FORMAT_CHECKS = _c(
+    "modelpin_format_checks",
+    "Answers checked against the format the request asked for (``format_ok`` reported)",
+)
+FORMAT_FAILURES = _c(
+    "modelpin_format_failures",
+    "Answers that failed the format the request asked for (not JSON, or not valid "
+    "against the requested JSON schema)",
+)
+RESPONSE_TOKENS = MetricName(
+    "modelpin_response_tokens",
+    "summary",
+    "Length of the answer in tokens (the provider's completion/output tokens)",
+)
+RESPONSE_TOKENS_SQUARES = _c(
+    "modelpin_response_tokens_squares",
+    "Sum of squared answer lengths in tokens (for the standard deviation)",
+)
 SHADOW_COMPARISONS = _c(
     "modelpin_shadow_comparisons",
     "Shadow answers compared with the stable answer",
@@ -128,6 +154,11 @@ OUTCOME_METRICS: Final = (
     COERCIONS,
     DOWNSTREAM_ERRORS,
     SEMANTIC_SIMILARITY_SQUARES,
+    REFUSAL_CHECKS,
+    REFUSALS,
+    FORMAT_CHECKS,
+    FORMAT_FAILURES,
+    RESPONSE_TOKENS_SQUARES,
 )
 
 # --- the guard's own metrics (``modelpin guard --metrics-port``) ----------------------

@@ -253,7 +253,8 @@ class Router:
         self._telemetry = RouterTelemetry(name, self.registry, events=events, clock=clock)
         #: ``record(tenant, alias, decision, latency=None, task_completed=None,
         #: downstream_errors=0, similarity=None, tool_calls=0, tool_call_failures=0,
-        #: session_id=None, prompt=None)``: report one request's outcome (see
+        #: session_id=None, prompt=None, refused=None, format_ok=None,
+        #: response_tokens=None)``: report one request's outcome (see
         #: ``RouterTelemetry.record``). Bound straight to the telemetry: one call, no lock.
         self.record = self._telemetry.record
         self._clock = clock

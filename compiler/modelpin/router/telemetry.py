@@ -75,6 +75,9 @@ from .table import SHADOW, Decision, Route
 
 EventSink = Callable[[dict[str, Any]], None]
 
+#: More tokens than any answer has: a larger ``response_tokens`` is a gateway bug.
+MAX_RESPONSE_TOKENS = 1_000_000_000
+
 #: True where ``row[i] += x`` cannot interleave with another thread (see the docstring).
 GIL_ATOMIC: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
@@ -83,8 +86,10 @@ GIL_ATOMIC: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 # nothing else) is two float adds, and requests = _TIMED + _UNTIMED.
 _TIMED, _LAT_SUM, _UNTIMED = 0, 1, 2
 _TOOL, _FAIL, _TASK, _DONE, _COERCED, _DOWN, _SIM_SUM, _SIM_SQ, _SIM_N = range(3, 12)
-_ROW = 12
-_REQUESTS = 12  # in a snapshot (``_view``) only: _TIMED + _UNTIMED
+# The answer's own signals (drift of pinned versions): counted only when reported.
+_REF_N, _REFUSED, _FMT_N, _FMT_FAIL, _TOK_SUM, _TOK_SQ, _TOK_N = range(12, 19)
+_ROW = 19
+_REQUESTS = _ROW  # in a snapshot (``_view``) only: _TIMED + _UNTIMED
 #: counter family -> its cell in a snapshot
 _COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
     (mn.REQUESTS, _REQUESTS),
@@ -95,11 +100,17 @@ _COUNTER_INDEX: tuple[tuple[mn.MetricName, int], ...] = (
     (mn.COERCIONS, _COERCED),
     (mn.DOWNSTREAM_ERRORS, _DOWN),
     (mn.SEMANTIC_SIMILARITY_SQUARES, _SIM_SQ),
+    (mn.REFUSAL_CHECKS, _REF_N),
+    (mn.REFUSALS, _REFUSED),
+    (mn.FORMAT_CHECKS, _FMT_N),
+    (mn.FORMAT_FAILURES, _FMT_FAIL),
+    (mn.RESPONSE_TOKENS_SQUARES, _TOK_SQ),
 )
 #: summary family -> (count cell, sum cell)
 _SUMMARY_CELLS: tuple[tuple[mn.MetricName, int, int], ...] = (
     (mn.SEMANTIC_SIMILARITY, _SIM_N, _SIM_SUM),
     (mn.REQUEST_DURATION, _TIMED, _LAT_SUM),
+    (mn.RESPONSE_TOKENS, _TOK_N, _TOK_SUM),
 )
 assert {m for m, _ in _COUNTER_INDEX} == set(mn.OUTCOME_METRICS)
 
@@ -308,6 +319,9 @@ class RouterTelemetry:
         tool_call_failures: int = 0,
         session_id: str | None = None,
         prompt: str | bytes | None = None,
+        refused: bool | None = None,
+        format_ok: bool | None = None,
+        response_tokens: int | None = None,
     ) -> None:
         """Report one request's outcome, counted under ``decision.cohort``.
 
@@ -319,7 +333,14 @@ class RouterTelemetry:
         ``tool_calls``/``tool_call_failures`` only for calls that did not go through
         ``check_tool_call`` (which counts itself): e.g. a valid call whose execution
         failed is ``tool_call_failures=1``. ``session_id`` and ``prompt`` go only into
-        the optional structured event (the prompt as its sha256)."""
+        the optional structured event (the prompt as its sha256).
+
+        The answer's own signals (what drift of a pinned version is judged on), each
+        counted only when given: ``refused`` whether the answer was a refusal (True or
+        False: the refusal rate is refusals / answers checked); ``format_ok`` whether
+        the answer had the format the request asked for (give it only when a format was
+        asked for, e.g. a JSON response format); ``response_tokens`` the answer's length
+        in tokens (the provider's completion tokens)."""
         row = decision._row
         if row is None:
             try:
@@ -333,12 +354,13 @@ class RouterTelemetry:
             row[2] += 1.0  # _UNTIMED
         if task_completed is not None or downstream_errors or similarity is not None or (
             tool_calls or tool_call_failures
-        ):
+        ) or refused is not None or format_ok is not None or response_tokens is not None:
             self._outcome(row, task_completed, downstream_errors, similarity, tool_calls,
-                          tool_call_failures)
+                          tool_call_failures, refused, format_ok, response_tokens)
         if self._events is not None:
             self._request_event(tenant, alias, decision, latency, task_completed,
-                                downstream_errors, similarity, session_id, prompt)
+                                downstream_errors, similarity, session_id, prompt,
+                                refused, format_ok, response_tokens)
 
     def _locked_record(self, *args: Any, **kwargs: Any) -> None:
         with self._count_lock:
@@ -352,11 +374,15 @@ class RouterTelemetry:
         similarity: float | None,
         tool_calls: int,
         tool_call_failures: int,
+        refused: bool | None = None,
+        format_ok: bool | None = None,
+        response_tokens: int | None = None,
     ) -> None:
         if similarity is not None and not 0.0 <= similarity <= 1.0:
             raise ValueError(f"similarity is a score in 0..1, not {similarity!r}")
         if tool_calls < 0 or tool_call_failures < 0 or downstream_errors < 0:
             raise ValueError("tool_calls, tool_call_failures, downstream_errors are counts >= 0")
+        _check_answer(refused, format_ok, response_tokens)
         if task_completed is not None:
             row[_TASK] += 1.0
             if task_completed:
@@ -368,6 +394,19 @@ class RouterTelemetry:
             row[_SIM_N] += 1.0
         row[_TOOL] += tool_calls
         row[_FAIL] += tool_call_failures
+        if refused is not None:
+            row[_REF_N] += 1.0
+            if refused:
+                row[_REFUSED] += 1.0
+        if format_ok is not None:
+            row[_FMT_N] += 1.0
+            if not format_ok:
+                row[_FMT_FAIL] += 1.0
+        if response_tokens is not None:
+            row[_TOK_SUM] += response_tokens
+            row[_TOK_SQ] += response_tokens * response_tokens
+            row[_TOK_N] += 1.0
+
     def _request_event(
         self,
         tenant: str,
@@ -379,6 +418,9 @@ class RouterTelemetry:
         similarity: float | None,
         session_id: str | None,
         prompt: str | bytes | None,
+        refused: bool | None = None,
+        format_ok: bool | None = None,
+        response_tokens: int | None = None,
     ) -> None:
         event: dict[str, Any] = {
             "event": "modelpin.request",
@@ -401,6 +443,12 @@ class RouterTelemetry:
             event["modelpin.downstream_errors"] = downstream_errors
         if similarity is not None:
             event["modelpin.similarity"] = similarity
+        if refused is not None:
+            event["modelpin.refused"] = refused
+        if format_ok is not None:
+            event["modelpin.format.ok"] = format_ok
+        if response_tokens is not None:
+            event["gen_ai.usage.output_tokens"] = response_tokens
         if prompt is not None:
             event["modelpin.prompt.sha256"] = prompt_sha256(prompt)
         self.emit(event)
@@ -481,6 +529,20 @@ class RouterTelemetry:
                     for a, by_cohort in by_alias.items()
                     for c, row in by_cohort.items()
                 ]
+
+
+def _check_answer(refused: object, format_ok: object, response_tokens: object) -> None:
+    """The answer's signals as ``record`` takes them (before anything is counted)."""
+    if refused is not None and not isinstance(refused, bool):
+        raise ValueError(f"refused is True, False or None, not {refused!r}")
+    if format_ok is not None and not isinstance(format_ok, bool):
+        raise ValueError(f"format_ok is True, False or None, not {format_ok!r}")
+    if response_tokens is not None and (
+        isinstance(response_tokens, bool) or not isinstance(response_tokens, int)
+        or not 0 <= response_tokens <= MAX_RESPONSE_TOKENS
+    ):
+        raise ValueError(f"response_tokens is a count of tokens in 0..{MAX_RESPONSE_TOKENS}, "
+                         f"not {response_tokens!r}")
 
 
 def _count_tool_call(row: list[float], valid: bool, coercions: tuple[str, ...]) -> None:
