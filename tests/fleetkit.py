@@ -120,6 +120,32 @@ def evidence(tid: str, alias: str = "primary", baseline: str = "gpt-5-2026-01-10
             "run_at": run_at, "cases": cases, "passed": passed, "failures": []}
 
 
+def suite(sid: str, version: int = 1, cases: int = 4, *, judge: str = "claude-4-20260201",
+          threshold: float = 0.8) -> dict[str, Any]:
+    """A BETS suite (``bets/<sid>/``): ``{"suite": suite.yaml, "cases": [case, ...]}``."""
+    return {"suite": {"id": sid, "version": version, "workload": "chat", "judge": judge,
+                      "judge_threshold": threshold},
+            "cases": [{"id": f"c-{i:03d}", "messages": [{"role": "user",
+                                                         "content": f"question {i}"}],
+                       "golden": f"answer {i}"} for i in range(cases)]}
+
+
+def suite_files(doc: dict[str, Any]) -> dict[str, bytes]:
+    """The bytes ``FleetSpec.write`` gives a suite: file name -> bytes."""
+    return {"suite.yaml": yaml.safe_dump(doc["suite"], sort_keys=False).encode(),
+            "cases.jsonl": "".join(json.dumps(c) + "\n" for c in doc["cases"]).encode()}
+
+
+def suite_digest(files: dict[str, bytes]) -> str:
+    """The documented suite digest, computed here independently of modelpin:
+    ``sha256sum suite.yaml cases.jsonl | sha256sum``."""
+    import hashlib
+
+    listing = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n"
+                      for n in ("suite.yaml", "cases.jsonl"))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 @dataclass
 class FleetSpec:
     groups: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(GROUPS))
@@ -138,6 +164,8 @@ class FleetSpec:
     """``policies/approvers.yaml`` (None: no file)."""
     evidence_key: bytes | None = None
     """PEM of an evaluator key: evidence is then written signed, as ``.dsse.json``."""
+    suites: dict[str, dict[str, Any]] | None = None
+    """``bets/``: suite id -> ``suite(...)`` (None: no bets/ folder is written)."""
 
     def add(self, doc: dict[str, Any]) -> FleetSpec:
         self.tenants[doc["id"]] = doc
@@ -162,6 +190,12 @@ class FleetSpec:
         _dump(root / "model_versions/compatibility.yaml", self.compatibility)
         for tid, doc in self.tenants.items():
             _dump(root / f"tenants/{tid}.yaml", doc)
+        if self.suites is not None:
+            shutil.rmtree(root / "bets", ignore_errors=True)
+            for sid, doc in self.suites.items():
+                (root / "bets" / sid).mkdir(parents=True)
+                for name, data in suite_files(doc).items():
+                    (root / "bets" / sid / name).write_bytes(data)
         if self.evaluators is not None:
             _dump(root / "policies/evaluators.yaml", self.evaluators)
         if self.approvers is not None:

@@ -12,6 +12,7 @@ import pytest
 from modelpin import attestation, signing
 from tests.bets.conftest import Bets
 from tests.bets.fleet import JUDGE, PIN, write_fleet
+from tests.fleetkit import suite_digest
 
 CLEAN = "gpt-5-2026-03-14"
 
@@ -97,6 +98,30 @@ def test_evidence_is_a_signed_envelope_the_gate_verifies(bets: Bets) -> None:
     assert [f.case for f in evidence.failures] == ["t-000", "t-001", "t-002", "t-003"]
     assert "clauseId" in evidence.failures[0].detail or "clause_id" in \
         evidence.failures[0].detail
+    # Bound to the suite's bytes as run: `sha256sum suite.yaml cases.jsonl | sha256sum`.
+    assert evidence.suite_sha256 == suite_digest(
+        {name: (bets.root / "bets/tools" / name).read_bytes()
+         for name in ("suite.yaml", "cases.jsonl")})
+    assert bets.target("t-tools")["suite_sha256"] == evidence.suite_sha256
+
+
+def test_a_suite_changed_during_the_run_writes_no_evidence(bets: Bets) -> None:
+    """The digest is taken when the suite is loaded; if the files differ once the run is
+    over, the evidence could not say which cases it ran: refused, nothing written."""
+    from modelpin.bets.plan import Target
+    from modelpin.cli.bets_command import _same_suites
+    from modelpin.cli.common import CommandError
+    from modelpin.model.bets import Suite
+
+    folder = bets.root / "bets/tools"
+    files = {name: (folder / name).read_bytes() for name in ("suite.yaml", "cases.jsonl")}
+    suite = Suite.model_validate({"id": "tools", "version": 3, "workload": "tool-agent",
+                                  "judge": JUDGE, "judge_threshold": 0.8})
+    target = Target("t-tools", "primary", PIN, CLEAN, suite, suite_digest(files))
+    _same_suites(bets.root, [target])  # unchanged: passes
+    (folder / "cases.jsonl").write_bytes(files["cases.jsonl"].splitlines(keepends=True)[0])
+    with pytest.raises(CommandError, match="changed during the run"):
+        _same_suites(bets.root, [target])
 
 
 def test_retries_honour_retry_after_in_seconds_and_as_an_http_date(bets: Bets) -> None:

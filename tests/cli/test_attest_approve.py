@@ -14,7 +14,7 @@ from modelpin.cli import main
 from modelpin.load.fleet import load_fleet
 from modelpin.load.tree import DirectoryTree
 from modelpin.model.trust import Approvers
-from tests.fleetkit import FleetSpec, evidence, tenant
+from tests.fleetkit import FleetSpec, evidence, suite, suite_digest, suite_files, tenant
 
 NOW = "2026-03-25T12:00:00Z"
 
@@ -42,6 +42,30 @@ def test_attest_writes_a_verifiable_envelope_at_the_conventional_path(
     trusted = {signing.keyid_of(key.public_key()): key.public_key()}
     assert attestation.verify(out.read_bytes(), trusted, 1).tenant == "t1"
     assert not list(out.parent.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(("digest", "warning"), [
+    (None, "records no suite_sha256"),
+    ("0" * 64, "is not bets/t1-suite/ as it is here"),
+    ("held", None),
+], ids=["missing", "other-content", "matching"])
+def test_attest_warns_when_the_result_is_not_bound_to_the_repository_suite(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], digest: str | None,
+        warning: str | None) -> None:
+    """check refuses new evidence for a suite the repository holds unless it records that
+    suite's digest (MP133): attest says so before signing (and still signs)."""
+    spec = FleetSpec(suites={"t1-suite": suite("t1-suite")})
+    repo = spec.write(tmp_path / "repo")
+    held = suite_digest(suite_files(spec.suites["t1-suite"]))  # type: ignore[index]
+    fields = {} if digest is None else {"suite_sha256": held if digest == "held" else digest}
+    key_file, _ = _key(tmp_path, "eval")
+    assert main(["attest", str(_result(tmp_path, **fields)), "--key", str(key_file),
+                 "--repo", str(repo)]) == 0
+    err = capsys.readouterr().err
+    if warning is None:
+        assert "suite_sha256" not in err, err
+    else:
+        assert warning in err and "MP133" in err, err
 
 
 @pytest.mark.parametrize(("fields", "needle"), [

@@ -26,6 +26,9 @@ class Target:
     baseline: str
     candidate: str
     suite: Suite
+    suite_sha256: str | None = None
+    """The digest of the suite's files as loaded (``load.suite_digest``): the evidence
+    records it, so it binds to the content run, not only the suite's name and version."""
 
     @property
     def label(self) -> str:
@@ -111,5 +114,7 @@ def plan_targets(fleet: Fleet, tenants: list[str], candidate: str | None,
             if model.kind != alias.kind:
                 skipped.append(Skip(tid, name, f"candidate {versus} is a {model.kind} model"))
                 continue
-            targets.append(Target(tid, name, alias.pin, versus, suite))
+            source = fleet.suite_sources.get(suite.id)
+            targets.append(Target(tid, name, alias.pin, versus, suite,
+                                  source.sha256 if source is not None else None))
     return targets, skipped

@@ -33,7 +33,7 @@ def evidence_predicate(result: TargetResult, run_at: datetime) -> dict[str, Any]
         "cases": result.cases, "passed": result.passed,
         "failures": [{"case": f.case, "kind": f.kind, "detail": clip(f.detail)}
                      for f in result.failures],
-    }
+    } | ({"suite_sha256": t.suite_sha256} if t.suite_sha256 is not None else {})
 
 
 def evidence_path(result: TargetResult, signed: bool) -> str:
@@ -50,6 +50,7 @@ def result_document(results: list[TargetResult], skipped: list[Skip], run_at: da
         targets.append({
             "tenant": t.tenant, "alias": t.alias, "baseline": t.baseline,
             "candidate": t.candidate, "suite": {"id": t.suite.id, "version": t.suite.version},
+            "suite_sha256": t.suite_sha256,
             "judge": t.suite.judge, "cases": r.cases, "passed": r.passed,
             "pass_rate": round(r.passed / r.cases, 6) if r.cases else 0.0,
             "failures_by_kind": {k: v for k, v in r.by_kind().items() if v},

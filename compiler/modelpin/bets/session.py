@@ -40,7 +40,7 @@ class RunRefused(Exception):
 
 def run_id(targets: list[Target]) -> str:
     ident = [[t.tenant, t.alias, t.baseline, t.candidate, t.suite.id, t.suite.version,
-              t.suite.judge, t.suite.judge_threshold] for t in targets]
+              t.suite.judge, t.suite.judge_threshold, t.suite_sha256] for t in targets]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
 
 

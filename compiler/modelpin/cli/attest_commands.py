@@ -137,6 +137,7 @@ def attest_command(result: Path, key_file: Path, out: Path | None, repo: Path | 
     if isinstance(evaluators, Evaluators) and key.keyid not in evaluators.keyids:
         warn(f"key {key.keyid[:16]} is not listed in {EVALUATORS}: `check` will not count "
              "this evidence until the key is listed there (in an earlier change)")
+    _warn_unbound(root, data)
     envelope = attestation.sign(data, [key.key])
     target = out or root / evidence_path(data["tenant"], data["alias"], data["candidate"])
     write_atomically(target, envelope)
@@ -145,6 +146,29 @@ def attest_command(result: Path, key_file: Path, out: Path | None, repo: Path | 
         warn(f"{unsigned} is the unsigned evidence of the same rollout: delete it")
     click.echo(f"wrote {target} (signed by {key.keyid[:16]})")
     return EXIT_OK
+
+
+def _warn_unbound(root: Path, data: dict[str, Any]) -> None:
+    """Evidence for a suite the repository holds must record that suite's digest
+    (``suite_sha256``), or ``check`` refuses it (MP133): say so before signing."""
+    from modelpin.load.suite_digest import folder_sha256
+
+    suite = data["suite"]
+    folder = root / "bets" / suite["id"]
+    if not folder.is_dir():
+        return
+    try:
+        digest = folder_sha256(folder)
+    except OSError:
+        return
+    recorded = data.get("suite_sha256")
+    if recorded is None:
+        warn(f"the result records no suite_sha256, and bets/{suite['id']}/ is in the "
+             f"repository (its digest is {digest}): `check` refuses new evidence without it "
+             "(MP133); record the digest of the suite your harness ran")
+    elif recorded != digest:
+        warn(f"the result's suite_sha256 {recorded[:12]} is not bets/{suite['id']}/ as it is "
+             f"here ({digest[:12]}): `check` refuses evidence run on other content (MP133)")
 
 
 def _tenant_file(root: Path, tenant: str) -> Path:

@@ -232,6 +232,7 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
         result_document,
     )
 
+    _same_suites(root, targets)
     signed = bool(keys)
     for r in results:
         predicate = evidence_predicate(r, run_at)
@@ -257,6 +258,23 @@ def run_command(repo: Path | None, tenant_ids: tuple[str, ...], all_tenants: boo
                f"{len(results)} evidence file(s), results.json and report.md to {out_dir}")
     return EXIT_INVALID if failed or any(s.problem for s in skipped) else EXIT_OK
 
+
+
+def _same_suites(root: Path, targets: list[Any]) -> None:
+    """The evidence records the digest of each suite as it was loaded; a suite file
+    edited while the run read it would make that a lie: refuse, write nothing."""
+    from modelpin.load.suite_digest import folder_sha256
+
+    for suite_id, digest in sorted({(t.suite.id, t.suite_sha256) for t in targets
+                                    if t.suite_sha256 is not None}):
+        try:
+            now = folder_sha256(root / "bets" / suite_id)
+        except OSError as exc:
+            now = f"unreadable ({exc.strerror})"
+        if now != digest:
+            raise CommandError(f"bets/{suite_id}/ changed during the run: the evidence could "
+                               "not say which cases it ran; nothing written",
+                               exit_code=EXIT_INVALID, hint="run again on an unchanging tree")
 
 
 @bets.command("capture")

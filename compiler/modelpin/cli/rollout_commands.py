@@ -168,9 +168,10 @@ class _Judged:
         out += [d for d in self.head_result.diagnostics if d.severity == "warning"
                 and d.code == "MP030"]
         for item in self.shown.violations:  # invariants broken by a rule change (rule 2)
-            doc = self.head_result.documents.get(item.file)
+            doc = self.head_result.documents.get(item.file) or \
+                self.base_result.documents.get(item.file)  # a removed file: the base's line
             line, col = doc.position(item.path) if doc else (1, 1)
-            out.append(error(item.code, item.message, item.file, line, col))
+            out.append(error(item.code, item.message, item.file, line, col, hint=item.hint))
         return out
 
     def source_lines(self, path: str) -> list[str] | None:

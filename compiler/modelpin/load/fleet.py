@@ -35,6 +35,7 @@ from modelpin.load.layout import (
     unexpected,
 )
 from modelpin.load.references import CrossCheck
+from modelpin.load.suite_digest import suite_sources
 from modelpin.load.tree import COMMITTED_CACHE, Refused, SourceTree, blob_id_of
 from modelpin.load.validation import diagnostics_for
 from modelpin.model.evidence import Evidence, EvidenceEnvelope
@@ -228,7 +229,8 @@ def load_fleet(
         suites, providers, bets_diagnostics = check_bets(values, documents, now.date())
         diagnostics.extend(bets_diagnostics)
         if fleet is not None:
-            fleet = dataclasses.replace(fleet, suites=suites, providers=providers)
+            fleet = dataclasses.replace(fleet, suites=suites, providers=providers,
+                                        suite_sources=suite_sources(tree, values, suites))
         if fleet is not None:
             fleet = attestation.authenticate_fleet(fleet, fleet)
     finally:

@@ -241,9 +241,17 @@ class GitTree:
             self._data = dict(self._read_all())
         return self._data[path]
 
-    def _read_all(self) -> Iterator[tuple[str, bytes]]:
-        """All blobs through one ``git cat-file --batch`` process."""
-        paths = sorted(self._blobs)
+    def read_some(self, paths: list[str]) -> dict[str, bytes]:
+        """The bytes of ``paths`` only (one ``git cat-file`` process), unless the whole
+        tree has been read already: for a few files when every other one came from a
+        cache."""
+        if self._data is not None:
+            return {p: self._data[p] for p in paths}
+        return dict(self._read_all(sorted(set(paths))))
+
+    def _read_all(self, only: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """All blobs (or those of ``only``) through one ``git cat-file --batch`` process."""
+        paths = sorted(self._blobs) if only is None else only
         request = "".join(f"{self._blobs[p]}\n" for p in paths).encode()
         proc = subprocess.run(
             ["git", "-C", str(self.repo), "cat-file", "--batch"],

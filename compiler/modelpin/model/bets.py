@@ -11,6 +11,7 @@ case that asserts nothing could never fail, so it is refused.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -154,3 +155,22 @@ class SuiteCases(StrictModel):
     """``cases.jsonl`` as the loader validates it: one case per line."""
 
     cases: list[Case] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class SuiteSource:
+    """The bytes a BETS suite's verdicts rest on, as the loader read them.
+
+    ``files``: (repo path, hex sha256 of the file's bytes) of ``suite.yaml`` and
+    ``cases.jsonl``; ``sha256``: the suite digest over both (``load.suite_digest``), the
+    value evidence records as ``suite_sha256``. Any byte of either file changed (a case
+    deleted, reordered, reformatted; a threshold, the judge) changes the digest, and a
+    changed digest needs a new ``version`` (SPEC 2.1 rule 2; docs/evidence.md).
+    ``cases``: the validated cases, to list what a change did to them.
+    """
+
+    id: str
+    version: int
+    files: tuple[tuple[str, str], ...]
+    sha256: str
+    cases: SuiteCases

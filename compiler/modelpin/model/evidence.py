@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from modelpin.model.base import Identifier, StrictModel, Timestamp, rule_error
 from modelpin.model.tenant import BetsSuiteRef
 
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 StrictId = Annotated[Identifier, Field(strict=True)]
 """An id that must be written as a string (no number or boolean coerced into one)."""
 
@@ -36,6 +37,10 @@ class Evidence(StrictModel):
     candidate: StrictId
     suite: BetsSuiteRef
     judge: StrictId
+    suite_sha256: str | None = Field(default=None, strict=True, pattern=SHA256_PATTERN)
+    """The digest of the suite's bytes the run read (``SuiteSource.sha256``): evidence
+    binds to the suite's content, not only its name and version. Absent in evidence of
+    older runs; the gate requires it on new evidence for a suite the repository holds."""
     run_at: Timestamp
     cases: int = Field(ge=0, strict=True)
     passed: int = Field(ge=0, strict=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelpin.model.bets import Suite
+from modelpin.model.bets import Suite, SuiteSource
 from modelpin.model.compatibility import Compatibility
 from modelpin.model.evidence import Authenticity, Evidence, EvidenceSource
 from modelpin.model.model_version import ModelVersion
@@ -38,6 +38,9 @@ class Fleet:
     evidence: Mapping[EvidenceKey, Evidence] = field(default_factory=dict)
     paths: Mapping[str, str] = field(default_factory=dict)
     suites: Mapping[str, Suite] = field(default_factory=dict)
+    suite_sources: Mapping[str, SuiteSource] = field(default_factory=dict)
+    """Per suite id, the digests of its files (``bets/<suite>/``): what evidence binds to.
+    A rule: judged by the base (``transitions.under_base_rules``)."""
     providers: ProvidersPolicy | None = None
     evaluators: Evaluators | None = None
     """``policies/evaluators.yaml`` (None: the file is absent: no evaluator keys)."""

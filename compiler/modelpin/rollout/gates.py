@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from modelpin.model.bets import SuiteSource
 from modelpin.model.evidence import Authenticity, Evidence
 from modelpin.model.fleet import Fleet
 from modelpin.model.model_version import ModelVersion
@@ -20,7 +21,8 @@ from modelpin.rollout.approval_gate import approval_gate, new_approvals_gate
 from modelpin.rollout.reason import ModelPath, Reason
 
 __all__ = ["EvidenceCheck", "approval_gate", "candidate_gate", "clock_gate", "compatibility_gate",
-           "evidence_change_reasons", "evidence_gate", "frozen_gate", "new_approvals_gate"]
+           "evidence_change_reasons", "evidence_gate", "frozen_gate", "new_approvals_gate",
+           "suite_digest_reasons"]
 
 
 def format_span(value: timedelta, *, days: bool = False) -> str:
@@ -188,6 +190,41 @@ def judge_reasons(evidence: Evidence, pin: str, candidate: str,
     return []
 
 
+def suite_digest_reasons(evidence: Evidence, suites: Mapping[str, SuiteSource], file: str, *,
+                         new: bool) -> list[Reason]:
+    """SPEC 2.1 rule 3, bound to content (docs/evidence.md): evidence for a suite the
+    repository holds ran that suite's exact bytes (``suite_sha256`` equals the held
+    suite's digest at that version). A suite the repository does not hold has nothing to
+    bind to. ``new``: evidence the change adds or edits, which must record the digest of
+    the version held; evidence already in the base without a digest (older runs) or for
+    another version is not refused here (it ages out with ``evidence_max_age``), but a
+    digest it records must match. MP133 on the evidence file."""
+    held = suites.get(evidence.suite.id)
+    if held is None:
+        return []
+    name = f"{evidence.suite.id} v{evidence.suite.version}"
+    at = _at(file, "suite_sha256")
+    recorded = evidence.suite_sha256
+    hint = ("re-run `modelpin bets run` on the suite as merged (it records suite_sha256); "
+            "an own harness records it before `modelpin attest` (docs/evidence.md)")
+    if held.version != evidence.suite.version:
+        if not new:
+            return []
+        return [Reason("MP133", f"evidence is for suite {name}; the repository holds "
+                       f"{held.id} v{held.version}: what v{evidence.suite.version} contained "
+                       "cannot be checked", at, file=file, hint=hint)]
+    if recorded is None:
+        if not new:
+            return []
+        return [Reason("MP133", f"evidence records no suite_sha256: it cannot be bound to the "
+                       f"content of suite {name}", at, file=file, hint=hint)]
+    if recorded != held.sha256:
+        return [Reason("MP133", f"evidence ran suite {name} with content {recorded[:12]}, "
+                       f"but {name} is {held.sha256[:12]}: it was run on other cases or "
+                       "settings", at, file=file, hint=hint)]
+    return []
+
+
 def evidence_gate(
     fleet: Fleet,
     tenant: Tenant,
@@ -289,6 +326,7 @@ def evidence_gate(
         )
     models = [rules.models] if rules is fleet else [rules.models, fleet.models]
     reasons += judge_reasons(evidence, pin, candidate, models, now, file)
+    reasons += suite_digest_reasons(evidence, rules.suite_sources, file, new=False)
     return EvidenceCheck(evidence, tuple(reasons), auth)
 
 
@@ -296,8 +334,9 @@ def evidence_change_reasons(
     base: Fleet, head: Fleet, now: datetime, *, skip: Collection[tuple[str, str, str]] = ()
 ) -> list[tuple[tuple[str, str, str], Reason]]:
     """Every evidence file added or changed by the change and not counted by the base's
-    trust list, or judged by an unusable judge: a violation on the evidence file even when
-    no rollout uses it yet (SPEC 2.1 rule 3). ``head`` must have been judged by the base
+    trust list, judged by an unusable judge, or not bound to the content of the suite the
+    repository holds (``suite_digest_reasons``): a violation on the evidence file even
+    when no rollout uses it yet (SPEC 2.1 rule 3). ``head`` must have been judged by the base
     (``attestation.authenticate_fleet(head, base)``)."""
     out: list[tuple[tuple[str, str, str], Reason]] = []
     for key, source in sorted(head.evidence_sources.items()):
@@ -313,4 +352,9 @@ def evidence_change_reasons(
         out += [(key, r) for r in judge_reasons(
             evidence, evidence.baseline, evidence.candidate, [base.models, head.models], now,
             source.path)]
+        # The suite as the base holds it; one the change adds, as the head holds it.
+        suites = base.suite_sources if evidence.suite.id in base.suite_sources \
+            else head.suite_sources
+        out += [(key, r) for r in suite_digest_reasons(evidence, suites, source.path,
+                                                        new=True)]
     return out

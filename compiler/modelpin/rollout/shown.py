@@ -2,7 +2,8 @@
 moves, and what that does to every rollout in flight.
 
 ``show_changes`` diffs the rules of two fleets (group policies, model versions, the
-compatibility matrix, signals, artifact and trust lists), the evidence, and the own
+compatibility matrix, signals, artifact and trust lists, BETS suites: ``suite_changes``),
+the evidence, and the own
 settings of changed tenants, and tenants and aliases added or removed (a removed one
 is no longer served; an added one may be a rename); then, for every alias whose stage
 the change leaves alone, compares its next step under the base with its next step under
@@ -13,12 +14,9 @@ pinnable again): those are violations. Pure: fleets in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from pydantic import BaseModel
 
 from modelpin.load.layout import (
     APPROVERS,
@@ -31,7 +29,8 @@ from modelpin.load.layout import (
 )
 from modelpin.model.fleet import Fleet
 from modelpin.model.signals import SignalsPolicy
-from modelpin.rollout.reason import ModelPath
+from modelpin.rollout.shown_diff import Shown, lines
+from modelpin.rollout.suite_changes import suite_changes
 from modelpin.rollout.transitions import FleetContext, TransitionOption, allowed_transitions
 
 FORWARD = ("first-canary", "advance", "promote", "resume")
@@ -43,16 +42,6 @@ SETTINGS = ("group", "workload", "bets_suite", "freeze", "override_allowed", "co
 
 _FILES = {"policy": ROLLOUT_GROUPS, "artifact": ARTIFACT, "compatibility": COMPATIBILITY,
           "evaluators": EVALUATORS, "approvers": APPROVERS, "providers": PROVIDERS}
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One changed value: ``file`` and the ``path`` inside it, and a sentence."""
-
-    file: str
-    path: ModelPath
-    message: str
-    code: str = "MP125"
 
 
 @dataclass(frozen=True)
@@ -76,61 +65,6 @@ class ShownChanges:
         }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_defaults=False)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _diff(before: Any, after: Any, path: ModelPath = ()) -> Iterator[tuple[ModelPath, Any, Any]]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in sorted({*before, *after}):
-            yield from _diff(before.get(key, _ABSENT), after.get(key, _ABSENT), (*path, key))
-        return
-    if before != after:
-        yield path, before, after
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-_ABSENT = _Absent()
-
-
-def _fmt(value: Any) -> str:
-    if value is _ABSENT or value is None:
-        return "(none)"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return _cut("[" + ", ".join(_fmt(v) for v in value) + "]")
-    return _cut(str(value))
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _lines(file: str, before: Any, after: Any, prefix: ModelPath = ()) -> list[Shown]:
-    out = []
-    for path, old, new in _diff(_plain(before), _plain(after)):
-        where = ".".join(str(p) for p in path) or "(file)"
-        if old is _ABSENT:
-            text = f"{where} added: {_fmt(new)}"
-        elif new is _ABSENT:
-            text = f"{where} removed (was {_fmt(old)})"
-        else:
-            text = f"{where}: {_fmt(old)} -> {_fmt(new)}"
-        out.append(Shown(file, (*prefix, *path), text))
-    return out
-
-
 def _compat_view(fleet: Fleet) -> dict[str, Any]:
     return {"workloads": list(fleet.compatibility.workloads),
             "upgrades": {f"{u.from_} -> {u.to}": dict(u.verdicts)
@@ -144,11 +78,11 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
     shown: list[Shown] = []
     violations: list[Shown] = []
     for name in ("policy", "artifact", "evaluators", "approvers", "providers"):
-        shown += _lines(_FILES[name], getattr(b, name, None), getattr(h, name, None))
-    compat = _lines(COMPATIBILITY, _compat_view(b), _compat_view(h))
+        shown += lines(_FILES[name], getattr(b, name, None), getattr(h, name, None))
+    compat = lines(COMPATIBILITY, _compat_view(b), _compat_view(h))
     shown += [Shown(s.file, ("upgrades",) if s.path[:1] == ("upgrades",) else s.path[:1],
                     s.message) for s in compat]
-    shown += _lines(SIGNALS, base_signals, head_signals)
+    shown += lines(SIGNALS, base_signals, head_signals)
     for mid in sorted({*b.models, *h.models}):
         old_model, new_model = b.models.get(mid), h.models.get(mid)
         file = h.paths.get(f"model:{mid}") or b.paths.get(f"model:{mid}") or \
@@ -157,7 +91,7 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
             verb = "added" if old_model is None else "removed"
             shown.append(Shown(file, (), f"model version {mid} {verb}"))
             continue
-        shown += _lines(file, old_model, new_model)
+        shown += lines(file, old_model, new_model)
         if old_model.retired(now.date()) and not new_model.retired(now.date()):
             violations.append(Shown(file, ("retires_on",), (
                 f"{mid} retired on {old_model.retires_on} (base); this change makes it "
@@ -188,13 +122,20 @@ def show_changes(base: FleetContext, head: FleetContext, now: datetime, *,
             if hasattr(old_t, name) and getattr(old_t, name) != getattr(new_t, name):
                 settings_changed.add(tid)
                 shown += [Shown(file, s.path, f"tenant {tid}: {s.message}")
-                          for s in _lines(file, {name: getattr(old_t, name)},
+                          for s in lines(file, {name: getattr(old_t, name)},
                                           {name: getattr(new_t, name)})]
+    suites_shown, suites_broken = suite_changes(b, h)
+    violations += suites_broken
     rules_changed = any(not s.file.startswith("evidence/") for s in shown
                         if not s.message.startswith("tenant "))
-    # Rules touch every rollout; a tenant's settings or evidence touch its own.
-    effects = _effects(base, head, now,
-                       None if rules_changed else settings_changed | evidence_changed)
+    shown += suites_shown
+    # Rules touch every rollout; a tenant's settings, evidence or BETS suite its own.
+    changed_suites = {s.file.split("/")[1] for s in suites_shown}
+    suite_users = {tid for fleet in (b, h) for tid, t in fleet.tenants.items()
+                   if changed_suites and t.bets_suite is not None
+                   and t.bets_suite.id in changed_suites}
+    effects = _effects(base, head, now, None if rules_changed
+                       else settings_changed | evidence_changed | suite_users)
     return ShownChanges(tuple(shown), tuple(effects), tuple(violations))
 
 
