@@ -63,6 +63,8 @@ class Reply:
     error_type: str = ""
     retry_after: int | str | None = None
     delay: float = 0.0
+    refusal: str | None = None  # the message's ``refusal`` field
+    finish_reason: str | None = None  # default: ``tool_calls`` or ``stop``
 
     @staticmethod
     def text(content: str, *, delay: float = 0.0) -> Reply:
@@ -300,10 +302,10 @@ class FakeOpenAI:
                       "function": {"name": name, "arguments": args}}
                      for i, (name, args) in enumerate(reply.tool_calls)]
             message: dict[str, Any] = {"role": "assistant", "content": reply.content,
-                                       "refusal": None}
+                                       "refusal": reply.refusal}
             if calls:
                 message["tool_calls"] = calls
-            finish = "tool_calls" if calls else "stop"
+            finish = reply.finish_reason or ("tool_calls" if calls else "stop")
         elif persona is None:
             return Response(404, error_body(
                 f"The model `{model}` does not exist or you do not have access to it.",

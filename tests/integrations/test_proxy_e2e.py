@@ -290,6 +290,51 @@ def test_a_failing_candidate_counts_as_a_downstream_error(stack: Stack) -> None:
             - metric(before, "modelpin_downstream_errors_total", **labels)) == 1
 
 
+def test_the_answers_refusal_format_and_length_are_reported(stack: Stack) -> None:
+    """What the provider's answer says (its ``refusal`` field, whether it kept the
+    requested JSON schema, ``usage.completion_tokens``) counted under the cohort, as the
+    real proxy hands the hook its response object."""
+    schema = {"type": "object", "required": ["label"], "additionalProperties": False,
+              "properties": {"label": {"enum": ["positive", "negative"]}}}
+    response_format = {"type": "json_schema",
+                       "json_schema": {"name": "label", "schema": schema, "strict": True}}
+    stack.fake.script(STABLE, Reply(content='{"label": "positive"}'))
+    stack.fake.script(CANDIDATE, lambda body: Reply(refusal="I can't help with that.")
+                      if body["messages"][-1]["content"] == "refuse" else
+                      Reply(content='{"label": "neutral"}'))
+    canary = canary_sessions("acme", 25, 2, "acme-answer")
+    salt = salt_of("acme", ALIAS, CANDIDATE)
+    stable = [s for s in (f"acme-answer-s{i}" for i in range(200))
+              if bucket(salt, s) >= 2500][:2]
+    before = scrape(stack, 0)
+    tokens = {"canary": 0, "stable": 0}
+    with httpx.Client(timeout=30) as client:
+        for cohort, sid, text in (("canary", canary[0], "refuse"), ("canary", canary[1], "label"),
+                                  ("stable", stable[0], "label"), ("stable", stable[1], "x")):
+            r = chat(client, stack.proxies[0], "sk-acme", sid, text,
+                     response_format=response_format)
+            assert r.status_code == 200, r.text
+            assert r.headers["x-modelpin-cohort"] == cohort
+            tokens[cohort] += r.json()["usage"]["completion_tokens"]
+    after = scrape(stack, 0)
+
+    def delta(name: str, cohort: str) -> float:
+        return (metric(after, name, tenant="acme", alias=ALIAS, cohort=cohort)
+                - metric(before, name, tenant="acme", alias=ALIAS, cohort=cohort))
+
+    assert delta("modelpin_refusal_checks_total", "canary") == 2
+    assert delta("modelpin_refusals_total", "canary") == 1
+    assert delta("modelpin_format_checks_total", "canary") == 1  # the refusal is not judged
+    assert delta("modelpin_format_failures_total", "canary") == 1  # "neutral" breaks the enum
+    assert delta("modelpin_refusal_checks_total", "stable") == 2
+    assert delta("modelpin_refusals_total", "stable") == 0
+    assert delta("modelpin_format_checks_total", "stable") == 2
+    assert delta("modelpin_format_failures_total", "stable") == 0
+    for cohort in ("canary", "stable"):
+        assert delta("modelpin_response_tokens_count", cohort) == 2
+        assert delta("modelpin_response_tokens_sum", cohort) == tokens[cohort] > 0
+
+
 def test_shadow_drift_is_counted(stack: Stack) -> None:
     stack.fake.script(CANDIDATE, Reply(content="shadow", tool_calls=(
         ("lookup_clause", '{"clause": "7.2"}'),)))  # a renamed field: drift

@@ -24,15 +24,18 @@ Per request (the proxy's hook API, LiteLLM >= 1.100):
    ``structured-error`` answers 422 with the structured error. A stable answer is never
    replaced (there is nothing more stable to fall back to): its invalid calls are
    counted and passed on, as without modelpin. Coercions the tenant allows repair the
-   arguments the client executes.
+   arguments the client executes. What the answer says about the model (refused, the
+   requested JSON format kept, its length in tokens: ``answers.py``) is kept for step 4.
 3b. ``async_post_call_streaming_iterator_hook``: a streamed answer to a request that
    offered tools is held until complete and checked the same way (the fallback streams
    stable's answer; a structured error arrives as the stream's error event); a text-only
    stream passes chunk by chunk.
-4. ``async_post_call_response_headers_hook``: ``x-modelpin-session-reset: true`` when
-   the router cut the session over from a rolled-back candidate (the client should drop
-   conversation state that depended on it), plus the cohort, model, serial, and
-   ``x-modelpin-fallback: stable`` after a fallback.
+4. ``async_post_call_response_headers_hook``: the request is recorded once (latency, a
+   failed call as a downstream error, the answer's signals of step 3);
+   ``x-modelpin-session-reset: true`` when the router cut the session over from a
+   rolled-back candidate (the client should drop conversation state that depended on
+   it), plus the cohort, model, serial, and ``x-modelpin-fallback: stable`` after a
+   fallback.
 
 Nothing here is shared with the proxy's other requests except the router (lock-free
 reads) and this hook's bounded table of requests in flight.

@@ -29,6 +29,7 @@ from modelpin.router import (
     UnknownTenantError,
 )
 
+from .answers import AnswerSignals, answer_signals
 from .chat import (
     ToolCall,
     invalid_tool_call_error,
@@ -58,6 +59,7 @@ HEADER_MODEL: Final = "x-modelpin-model"
 HEADER_SERIAL: Final = "x-modelpin-serial"
 HEADER_SESSION_RESET: Final = "x-modelpin-session-reset"
 HEADER_FALLBACK: Final = "x-modelpin-fallback"
+_NO_SIGNALS: Final = AnswerSignals()
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class _Request:
     fallback_model: str | None = None
     answered: bool = False
     shadow: asyncio.Task[dict[str, Any] | None] | None = None
+    #: What the decided model's own answer says (refused, format, length), for ``record``.
+    signals: AnswerSignals | None = None
 
 
 def _error(status: int, message: str, error_type: str, code: str,
@@ -272,6 +276,8 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         if request is None or not request.chat:
             return None
         completion = _as_dict(response)
+        if completion is not None:  # judged before any fallback replaces it
+            request.signals = answer_signals(data, completion)
         calls = [] if completion is None else tool_calls_of(completion)
         invalid = self._judge_answer(request, data, calls,
                                      lambda call, args: set_arguments(response, call, args))
@@ -408,9 +414,12 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         # Every request is reported once, here: this hook runs last, on success and on
         # failure. No answer at all (the model call failed) is a downstream error.
         failed = response is None and not request.answered
+        signals = request.signals or _NO_SIGNALS
         self.router.record(request.tenant, request.alias, d,
                            latency=time.perf_counter() - request.started,
-                           downstream_errors=1 if failed else 0, session_id=request.session)
+                           downstream_errors=1 if failed else 0, session_id=request.session,
+                           refused=signals.refused, format_ok=signals.format_ok,
+                           response_tokens=signals.response_tokens)
         headers = {HEADER_COHORT: d.cohort, HEADER_MODEL: d.model, HEADER_SERIAL: str(d.serial)}
         if d.session_reset:
             headers[HEADER_SESSION_RESET] = "true"
