@@ -43,6 +43,7 @@ class FakeApp:
     issued: dict[str, float] = field(default_factory=dict)
     """Installation token -> its expiry (POSIX time)."""
     jwts_seen: list[dict[str, Any]] = field(default_factory=list)
+    minted: int = 0
 
     def jwt_problem(self, authorization: str | None) -> str | None:
         """None when the bearer is a valid JWT of this App, else GitHub's message."""
@@ -102,7 +103,8 @@ class FakeApp:
                 return 422, {}, {"message": "There is at least one repository that does not "
                                  "exist or is not accessible to the parent installation.",
                                  "documentation_url": DOCS, "status": "422"}
-            token = f"ghs_{len(self.issued) + 1:04d}{self.installation_id}"
+            self.minted += 1  # never the name of a revoked token again
+            token = f"ghs_{self.minted:04d}{self.installation_id}"
             expiry = int(self.clock()) + self.token_ttl
             self.issued[token] = expiry
             expires_at = datetime.fromtimestamp(expiry, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

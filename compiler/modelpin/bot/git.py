@@ -4,6 +4,11 @@ Commits are made with plumbing (a private index, ``commit-tree``, ``push sha:ref
 the checkout the bot runs in is never switched or modified. A branch the bot pushed
 carries only commits with the ``Modelpin-Bot: 1`` trailer by the bot's identity; if
 anyone else committed to it, the bot leaves it alone and says so.
+
+With a :class:`~modelpin.bot.git_auth.GitToken` (the GitHub client's token or App), every
+command that talks to an HTTPS remote on GitHub's host sends that token
+(:mod:`modelpin.bot.git_auth`: in the git process's environment only); other remotes use
+their own credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 from typing import Literal
 
 import git
+
+from .git_auth import REFUSED, GitToken, TokenUnavailable, auth_env, config_url
 
 BOT_NAME = "modelpin-bot"
 BOT_EMAIL = "modelpin-bot@users.noreply.github.com"
@@ -65,12 +72,15 @@ class ProposalGit:
         main: str = "main",
         author_name: str = BOT_NAME,
         author_email: str = BOT_EMAIL,
+        token: GitToken | None = None,
     ) -> None:
         self.repo = git.Repo(repo_path)
         self.remote = remote
         self.main = main
         self.author_name = author_name
         self.author_email = author_email
+        self.token = token
+        self._urls: tuple[str, ...] | None = None
 
     def fetch_main(self) -> str:
         """Fetch the remote's main; its commit (the base every proposal is built on)."""
@@ -122,28 +132,66 @@ class ProposalGit:
 
         commit = self._commit(tree, base, message)
         lease = f"--force-with-lease=refs/heads/{branch}:{existing or ''}"
-        try:
-            g.push(self.remote, lease, f"{commit}:refs/heads/{branch}")
-        except git.GitCommandError as exc:
-            raise GitAdapterError(f"push of {branch} to {self.remote} failed: {exc}") from exc
+        self._remote_git(f"push of {branch} to {self.remote} failed", "push", self.remote,
+                         lease, f"{commit}:refs/heads/{branch}")
         return BranchResult("updated" if existing else "created", branch, commit, base)
 
     # --- plumbing ----------------------------------------------------------------------
 
     def _fetch(self, branch: str) -> str | None:
         """Fetch ``branch`` from the remote; its commit, or None if it does not exist."""
-        g = self.repo.git
-        try:
-            listed = str(g.ls_remote("--heads", self.remote, f"refs/heads/{branch}"))
-        except git.GitCommandError as exc:
-            raise GitAdapterError(f"cannot reach remote {self.remote}: {exc}") from exc
+        listed = self._remote_git(f"cannot reach remote {self.remote}", "ls-remote",
+                                  "--heads", self.remote, f"refs/heads/{branch}")
         if not listed.strip():
             return None
+        self._remote_git(f"cannot fetch {branch} from {self.remote}", "fetch", self.remote,
+                         f"+refs/heads/{branch}:refs/modelpin/remote/{branch}")
+        return str(self.repo.git.rev_parse(f"refs/modelpin/remote/{branch}"))
+
+    def _remote_git(self, failure: str, command: str, *args: str) -> str:
+        """Run a git command that talks to the remote, with the token when it applies; a
+        refused App token is replaced once (revoked early), like the REST client does."""
+        for attempt in (1, 2):
+            env = self._auth_env()
+            try:
+                return str(getattr(self.repo.git, command.replace("-", "_"))(*args, env=env))
+            except git.GitCommandError as exc:
+                refused = env is not None and REFUSED.search(str(exc.stderr)) is not None
+                if refused and attempt == 1 and self.token and self.token.invalidate:
+                    self.token.invalidate()
+                    continue
+                hint = (f" (the remote refused the GitHub token sent as {self.token.host} "
+                        "credentials: it may lack `contents: write` on the repository, or "
+                        "have expired)" if refused and self.token else "")
+                raise GitAdapterError(f"{failure}{hint}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _auth_env(self) -> dict[str, str] | None:
+        """The git environment carrying the token, or None (no token, or a remote it is
+        not for: used as before)."""
+        if self.token is None:
+            return None
+        if self._urls is None:
+            self._urls = tuple(u for u in (config_url(url, self.token.host)
+                                           for url in self._remote_urls()) if u)
+        if not self._urls:
+            return None
         try:
-            g.fetch(self.remote, f"+refs/heads/{branch}:refs/modelpin/remote/{branch}")
-        except git.GitCommandError as exc:
-            raise GitAdapterError(f"cannot fetch {branch} from {self.remote}: {exc}") from exc
-        return str(g.rev_parse(f"refs/modelpin/remote/{branch}"))
+            return auth_env(self._urls, self.token.token())
+        except (TokenUnavailable, ValueError) as exc:  # e.g. the App's exchange failed
+            raise GitAdapterError(f"no GitHub token for {self.remote}: {exc}") from None
+
+    def _remote_urls(self) -> list[str]:
+        """Every URL git may use for the remote (fetch and push URLs; ``insteadOf``
+        applied); a remote given as a URL is its own."""
+        urls: list[str] = []
+        for extra in ((), ("--push",)):
+            try:
+                out = self.repo.git.remote("get-url", "--all", *extra, self.remote)
+            except git.GitCommandError:
+                return [self.remote]
+            urls += str(out).split()
+        return urls
 
     def _tree_with(self, base: str, files: Mapping[str, str]) -> str:
         g = self.repo.git

@@ -14,7 +14,8 @@ hold the bot) and a size cap (:func:`modelpin.bot.http.bounded_exchange`).
 Authentication: a token (``GITHUB_TOKEN``), or a GitHub App in process
 (:mod:`modelpin.bot.github_app`: a JWT signed with the App's key exchanged for an
 installation token, cached until shortly before it expires, refreshed; a 401 drops the
-token and the request is tried once more with a new one).
+token and the request is tried once more with a new one). ``git_token()`` hands the same
+credentials to the git adapter (:mod:`modelpin.bot.git_auth`).
 
 Why not githubkit: the bot calls nine endpoints; this client is small, runs over the
 httpx every other part uses, and covers what githubkit would bring here (pagination,
@@ -37,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from .git_auth import GitToken, TokenUnavailable, git_host
 from .github_app import AppAuth, AppAuthError, load_app_key
 from .http import ExchangeTimeout, ExchangeTooLarge, bounded_exchange
 
@@ -263,6 +265,18 @@ class GitHubClient:
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise GitHubError(None, f"pagination link to another host refused: {url}")
         return url
+
+    def git_token(self) -> GitToken:
+        """The same credentials for ``git`` (fetch and push over HTTPS to this GitHub's
+        host): the token, or the App's installation token, refreshed like the API's."""
+        def token() -> str:
+            try:
+                return self._bearer()
+            except GitHubError as exc:
+                raise TokenUnavailable(str(exc)) from None
+
+        invalidate = self._auth.invalidate if isinstance(self._auth, AppAuth) else None
+        return GitToken(git_host(str(self.http.base_url)), token, invalidate)
 
     def _bearer(self) -> str:
         if isinstance(self._auth, str):

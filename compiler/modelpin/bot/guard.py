@@ -145,7 +145,8 @@ class Guard:
         self.table = table
         self.github = github
         self._clock = clock
-        self._git = ProposalGit(options.repo, remote=options.remote, main=options.main)
+        self._git = ProposalGit(options.repo, remote=options.remote, main=options.main,
+                                token=github.git_token() if github is not None else None)
         self._base: str | None = None
         self._ctx: FleetContext | None = None
         self._signals: SignalsPolicy | None = None

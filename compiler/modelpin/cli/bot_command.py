@@ -93,16 +93,19 @@ def _has_remote(root: Path, remote: str) -> bool:
     return proc.returncode == 0
 
 
-def remote_base(repo: Path | None, remote: str, main_branch: str, *, preview: bool
+def remote_base(repo: Path | None, remote: str, main_branch: str, *, preview: bool,
+                github: GitHubClient | None = None
                 ) -> tuple[ProposalGit | None, str | None]:
     """The git adapter and the remote main's commit proposals are built on.
 
     No remote: publishing is refused; a preview reads the working tree (with a warning).
+    With ``github``, git fetches and pushes with its token (``GitHubClient.git_token``).
     """
     root = repo if repo is not None else Path.cwd()
     if _has_remote(root, remote):
         try:
-            git_adapter = ProposalGit(root, remote=remote, main=main_branch)
+            git_adapter = ProposalGit(root, remote=remote, main=main_branch,
+                                      token=github.git_token() if github else None)
             return git_adapter, git_adapter.fetch_main()
         except GitAdapterError as exc:
             raise CommandError(str(exc), exit_code=EXIT_INVALID) from None
@@ -157,11 +160,13 @@ class RemoteFleet:
 
 
 def remote_fleet(repo: Path | None, remote: str, main_branch: str, now_text: str | None, *,
-                 preview: bool, invalid: str) -> RemoteFleet | None:
+                 preview: bool, invalid: str, github: GitHubClient | None = None
+                 ) -> RemoteFleet | None:
     """Fetch the remote's main and load the fleet there; None (diagnostics and
     ``invalid`` printed) when that fleet is invalid."""
     now = parse_time(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
-    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview)
+    git_adapter, base = remote_base(repo, remote, main_branch, preview=preview,
+                                    github=github)
     result, root = load(repo, base, now.isoformat())
     if result.fleet is None:
         emit_diagnostics(result.diagnostics, "text", result.source_lines, {})
@@ -237,7 +242,10 @@ def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
         raise CommandError("--timeout and --max-telemetry-mb must be positive, --retries "
                            "and --github-interval not negative")
     preview = dry_run or not push
-    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview,
+    github = (github_client(repository, {"api": github_api, "timeout": timeout,
+                                         "retries": retries, "interval": github_interval})
+              if repository and not preview else None)
+    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview, github=github,
                       invalid="the fleet is invalid: fix it before the bot can judge rollouts")
     if at is None:
         return EXIT_INVALID
@@ -264,9 +272,7 @@ def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
         click.echo("no rollout in flight")
     failures = sum(1 for c in cycle.candidates if c.problems or c.check_reasons)
     if not preview:
-        failures += _publish(cycle, git_adapter, base, repository, main_branch,
-                             {"api": github_api, "timeout": timeout, "retries": retries,
-                              "interval": github_interval})
+        failures += _publish(cycle, git_adapter, base, github, main_branch)
     if failures or cycle.general:
         total = len(cycle.candidates)
         click.echo(f"{failures} of {total} rollout(s) failed or were refused"
@@ -276,10 +282,9 @@ def bot(telemetry: str | None, prometheus: str | None, repo: Path | None,
 
 
 def _publish(cycle: Cycle, git_adapter: ProposalGit | None, base: str | None,
-             repository: str | None, main_branch: str, api: dict[str, Any]) -> int:
+             github: GitHubClient | None, main_branch: str) -> int:
     """Publish every candidate on its own; the number that failed."""
     assert git_adapter is not None
-    github = github_client(repository, api) if repository else None
     failed = 0
     for candidate in cycle.candidates:
         proposal = candidate.proposal

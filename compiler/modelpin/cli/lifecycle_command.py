@@ -85,7 +85,10 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
     windows = (_duration("--drift-window", drift_window),
                _duration("--baseline-window", baseline_window))
     preview = dry_run or not push
-    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview,
+    github = (github_client(repository, {"api": github_api, "timeout": timeout,
+                                         "retries": retries, "interval": github_interval})
+              if repository and not preview else None)
+    at = remote_fleet(repo, remote, main_branch, now_text, preview=preview, github=github,
                       invalid="the fleet is invalid: fix it first")
     if at is None:
         return EXIT_INVALID
@@ -114,9 +117,6 @@ def lifecycle(repo: Path | None, dry_run: bool, push: bool, repository: str | No
     ]
 
     read_text = at.read_text
-    github = (github_client(repository, {"api": github_api, "timeout": timeout,
-                                         "retries": retries, "interval": github_interval})
-              if repository and not preview else None)
     for item in items:
         click.echo(f"{item.kind.upper():12} {item.subject}: {item.why}")
         try:
