@@ -29,11 +29,15 @@ NAMES: dict[str, tuple[str, str, str, str]] = {
                  "payload JSON"),
     "e-swap-latency": ("8 reload", "resolve p99 during 100 swaps vs without swaps", "µs",
                        "no swaps"),
-    "f-record": ("10 runtime", "resolve + record vs resolve alone, per CPU second "
-                 "(in-memory store)", "/s", "resolve alone"),
-    "f-record-wall": ("10 runtime", "resolve + record/s vs resolve alone/s, wall clock "
+    "f-record": ("10 runtime", "resolve + observe vs resolve alone, per CPU second "
+                 "(in-memory store, canary route)", "/s", "resolve alone"),
+    "f-record-general": ("10 runtime", "resolve + record(latency=) vs resolve alone, per "
+                         "CPU second (in-memory store, canary route)", "/s", "resolve alone"),
+    "f-record-pinned": ("10 runtime", "pinned route: resolve + observe vs resolve alone, "
+                        "per CPU second", "/s", "resolve alone"),
+    "f-record-wall": ("10 runtime", "resolve + observe/s vs resolve alone/s, wall clock "
                       "(in-memory store)", "/s", "resolve alone"),
-    "f-record-redis": ("10 runtime", "resolve + record/s vs resolve alone/s (Redis store)",
+    "f-record-redis": ("10 runtime", "resolve + observe/s vs resolve alone/s (Redis store)",
                        "/s", "resolve alone"),
 }
 

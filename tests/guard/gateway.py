@@ -3,7 +3,8 @@
 ``python -m tests.guard.gateway --name gw-1 --port P --table FILE --key B64 --redis URL
 --llm URL --state DIR``. ``POST /chat {"tenant", "alias", "session"}`` resolves the
 route, calls the model through the chat-completions API, checks its tool call and
-records the outcome; it answers the decision. Optional request fields stand for what a
+reports the outcome (``Decision.observe`` when there is nothing but the latency to
+report, else ``record``); it answers the decision. Optional request fields stand for what a
 real gateway learns elsewhere: ``prompt`` (sent to the model), ``similarity`` (a judge's
 score), ``task_completed``, ``downstream_errors``, and ``shadow_arguments`` (a shadow
 model's arguments for the same tool, compared with the answer's). ``GET /metrics`` is
@@ -63,12 +64,18 @@ def main() -> None:
             drift = router.compare_shadow(tenant, alias, [(call["name"], arguments)],
                                           [(call["name"], req["shadow_arguments"])])
             drifted = bool(drift)
-        router.record(tenant, alias, d, latency=time.perf_counter() - t0, session_id=session,
-                      similarity=req.get("similarity"),
-                      task_completed=req.get("task_completed"),
-                      downstream_errors=req.get("downstream_errors", 0), prompt=prompt,
-                      refused=req.get("refused"), format_ok=req.get("format_ok"),
-                      response_tokens=req.get("response_tokens"))
+        latency = time.perf_counter() - t0
+        outcome = ("similarity", "task_completed", "downstream_errors", "refused", "format_ok",
+                   "response_tokens")
+        if not any(req.get(k) not in (None, 0) for k in outcome):
+            d.observe(latency)  # a healthy request: only its latency to report
+        else:
+            router.record(tenant, alias, d, latency=latency, session_id=session,
+                          similarity=req.get("similarity"),
+                          task_completed=req.get("task_completed"),
+                          downstream_errors=req.get("downstream_errors", 0), prompt=prompt,
+                          refused=req.get("refused"), format_ok=req.get("format_ok"),
+                          response_tokens=req.get("response_tokens"))
         return {"model": d.model, "cohort": d.cohort, "session_reset": d.session_reset,
                 "serial": d.serial, "valid": result.valid, "router": args.name,
                 "coerced": bool(result.coercions), "drifted": drifted}

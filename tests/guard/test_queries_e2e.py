@@ -149,6 +149,14 @@ def test_every_shipped_query_returns_what_the_routers_recorded(tmp_path: Path) -
         wait_for(settled, 20, "Prometheus to scrape the last request")
         at = settled()
         assert at is not None
+        # every request has its latency: the shadowed tenant's carry no outcome, so the
+        # gateway reports them with Decision.observe; acme's with record
+        assert scalar(prom, 'sum(modelpin_request_duration_seconds_count{router="gw-1",'
+                      f'tenant="{SHADOWED}"}})', at) == len(shadow)
+        assert scalar(prom, 'sum(modelpin_requests_total{router="gw-1",'
+                      f'tenant="{SHADOWED}"}})', at) == len(shadow)
+        assert scalar(prom, 'sum(modelpin_request_duration_seconds_count{router="gw-1"})',
+                      at) == REQUESTS + len(shadow)
         policy = SignalsPolicy.model_validate(
             yaml.safe_load((loop.clone / "policies" / "signals.yaml").read_text()))
         window = "1h"

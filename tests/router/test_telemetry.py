@@ -212,9 +212,9 @@ def test_decisions_carry_their_counters_across_tables_and_compare_as_before(
     router.record(T, A, fresh)
     assert sample(registry, mn.REQUESTS, held.cohort) == 2  # one series across serials
     assert sample(registry, mn.REQUEST_DURATION, held.cohort, "_count") == 1
-    # a pinned alias shares its decisions across the table: counted by lookup
+    # a pinned alias gets its own decision on its first resolve (test_observe.py)
     pinned = router.resolve(T, "embedder", "s-1")
-    assert pinned._row is None
+    assert pinned._row is not None
     router.record(T, "embedder", pinned, latency=0.25)
     assert registry.get_sample_value(mn.REQUESTS.sample, {
         "tenant": T, "alias": "embedder", "cohort": "stable", "router": "gw-1"}) == 1

@@ -207,9 +207,11 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         if route is None or not self.router.status().serving:
             self.router.resolve(tenant, alias, "")  # raises the precise ResolveError
             raise TableUnavailableError("no verified routing table is being served")
-        if route.fixed is None or f"{tenant}/{alias}" in self.router.trips_applied():
-            return route.stable  # a tripped shadow is no longer copied
-        return route.fixed
+        if route.fixed is None:
+            return route.stable
+        # pinned or shadow: one answer for every session, read from memory (the router
+        # binds a pinned route's own decision here; a tripped shadow answers stable)
+        return self.router.resolve(tenant, alias, "")
 
     def _lookup(self, data: Mapping[str, Any]) -> _Request | None:
         metadata = data.get("metadata")
@@ -415,11 +417,15 @@ class ModelpinHook(CustomLogger):  # type: ignore[misc]  # litellm is untyped he
         # failure. No answer at all (the model call failed) is a downstream error.
         failed = response is None and not request.answered
         signals = request.signals or _NO_SIGNALS
-        self.router.record(request.tenant, request.alias, d,
-                           latency=time.perf_counter() - request.started,
-                           downstream_errors=1 if failed else 0, session_id=request.session,
-                           refused=signals.refused, format_ok=signals.format_ok,
-                           response_tokens=signals.response_tokens)
+        latency = time.perf_counter() - request.started
+        if failed or signals != _NO_SIGNALS or self.router.telemetry.events is not None:
+            self.router.record(request.tenant, request.alias, d, latency=latency,
+                               downstream_errors=1 if failed else 0,
+                               session_id=request.session, refused=signals.refused,
+                               format_ok=signals.format_ok,
+                               response_tokens=signals.response_tokens)
+        else:  # nothing but the latency to report (the event would name the session)
+            d.observe(latency)  # one C call (Decision.observe)
         headers = {HEADER_COHORT: d.cohort, HEADER_MODEL: d.model, HEADER_SERIAL: str(d.serial)}
         if d.session_reset:
             headers[HEADER_SESSION_RESET] = "true"

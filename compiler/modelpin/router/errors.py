@@ -142,3 +142,9 @@ class UnknownAliasError(ResolveError, KeyError):
 
 class TableUnavailableError(ResolveError):
     """No verified table is loaded, or the table expired and the policy is to refuse."""
+
+
+class UnboundDecisionError(RouterError, TypeError):
+    """``Decision.observe`` on a decision no router handed out (a table's shared
+    decision, or one built by hand): it carries no counters, so the count would be
+    lost. Observe on what ``resolve`` returned, or report with ``Router.record``."""

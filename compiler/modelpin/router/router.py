@@ -87,6 +87,8 @@ StalePolicy = Literal["serve", "refuse"]
 Outcome = Literal["accepted", "unchanged", "rejected", "source-error", "error"]
 
 _REFUSING: dict[str, dict[str, Route]] = {}
+#: A started router folds ``Decision.observe``'s latency buffers this often (seconds).
+FOLD_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,9 +289,11 @@ class Router:
         or alias is unknown or no usable table is loaded. Never raises a store fault."""
         try:
             route = self._routes[tenant][alias]
+            fixed = route._fixed
         except KeyError:
             raise self._resolve_error(tenant, alias) from None
-        fixed = route.fixed
+        except AttributeError:  # a pinned route's first resolve in this table
+            return self._bind_pinned(route)
         if fixed is not None:
             return fixed
         try:
@@ -301,6 +305,14 @@ class Router:
             if decision is not None:
                 return decision
         return self._first_sight(route, session_id, cohort)
+
+    def _bind_pinned(self, route: Route) -> Decision:
+        """The pinned route's own decision, carrying its counters, made on its first
+        resolve and kept as its answer (``Route``): later resolves are the fast path.
+        Needs no store. Two threads here at once make two decisions on the one row."""
+        decision = self._telemetry.bind_decision(route.tenant, route.alias, route.stable)
+        route.fixed = decision
+        return decision
 
     def _first_sight(self, route: Route, session_id: str, cohort: str | None) -> Decision:
         if route.mode != CANARY_MODE:  # rolled-back
@@ -424,6 +436,7 @@ class Router:
                 self._last_success = start
                 self._metrics.reload(result.outcome)
             self._check_expiry(self._clock())
+            self._telemetry.flush()  # bounds observe's buffers on a router never started
             return result
 
     def _refresh(self, start: float) -> RefreshResult:
@@ -541,13 +554,20 @@ class Router:
                 self._trip_thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(
-            backoff_delay(self._failures, self._poll_interval, self._max_backoff)
-        ):
+        """Reload every poll interval (with backoff); fold the telemetry's latency
+        buffers about every second in between (their memory bound, ``telemetry.py``)."""
+        due = time.monotonic() + backoff_delay(self._failures, self._poll_interval,
+                                               self._max_backoff)
+        while not self._stop.wait(min(FOLD_SECONDS, max(0.0, due - time.monotonic()))):
+            self._telemetry.flush()
+            if time.monotonic() < due:
+                continue
             try:
                 self.refresh()
             except Exception:  # a bug must not kill reloading for good
                 log.exception("router %s: unexpected error while reloading", self.name)
+            due = time.monotonic() + backoff_delay(self._failures, self._poll_interval,
+                                                   self._max_backoff)
 
     def stop(self) -> None:
         self._stop.set()
@@ -635,6 +655,8 @@ class Router:
                     routes = dict(routes)
                 routes[trip.tenant] = dict(routes[trip.tenant])
                 first = self._first_applied(target.session_key, now, store_ok)
+                self._telemetry.bind(target)  # the table's route too: its decisions are
+                # handed out (a gateway's sessionless request); the tripped one shares them
                 routes[trip.tenant][trip.alias] = tripped(target, first, table.serial)
                 applied.append(key)
             added = set(applied) - set(self._trips_applied)

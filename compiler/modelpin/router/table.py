@@ -9,8 +9,11 @@ their one ``fixed`` decision, sticky routes map a session's stored cohort to a d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
+
+from .errors import UnboundDecisionError
 
 STABLE: Final = "stable"
 CANARY: Final = "canary"
@@ -26,6 +29,16 @@ STRUCTURED_ERROR: Final = "structured-error"
 FAILURE_POLICIES: Final = frozenset({FALLBACK_STABLE, STRUCTURED_ERROR})
 
 
+def _not_handed_out(latency_seconds: float) -> None:
+    """``observe`` of a decision no router handed out: it carries no counters."""
+    raise UnboundDecisionError(
+        "Decision.observe: this decision was not handed out by Router.resolve (it is "
+        "shared across the table and carries no counters); observe on the decision "
+        "resolve returned, or report with router.record(tenant, alias, decision, "
+        "latency=...)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Where one request goes.
@@ -38,9 +51,16 @@ class Decision:
     exactly once for a session cut over from a rolled-back candidate to stable: the
     gateway should drop conversation state that depended on the candidate.
 
+    ``observe(latency_seconds)`` reports a healthy request: it finished in that many
+    seconds and there is nothing else to report (no tool-call outcome, task, error or
+    similarity; for those use ``Router.record``). On a decision ``resolve`` handed out
+    it is a single C call (the ``append`` of the route's latency buffer, folded into
+    the counters at every scrape; ``telemetry.py``); on a decision no router handed out
+    it raises ``UnboundDecisionError`` rather than drop the count.
+
     ``_row`` is private to the router: the telemetry counters of the route and cohort
     this decision was handed out for (``telemetry.RouterTelemetry.bind``), or None for
-    a decision shared across routes. It takes no part in equality, hashing or repr.
+    a decision shared across routes. Neither takes part in equality, hashing or repr.
     """
 
     model: str
@@ -50,12 +70,19 @@ class Decision:
     session_reset: bool = False
     shadow_comparison_only: bool = False
     _row: list[float] | None = field(default=None, compare=False, hash=False, repr=False)
+    observe: Callable[[float], None] = field(
+        default=_not_handed_out, compare=False, hash=False, repr=False
+    )
 
 
 class Route:
     """One tenant alias in one table, with its pre-built decisions.
 
     ``fixed`` is the single answer of a route that needs no session (pinned, shadow).
+    A pinned route's own answer, carrying its counters, is made by the router on the
+    route's first resolve (``Router._bind_pinned``): until then the private slot
+    ``_fixed`` that ``resolve`` reads is unset (reading it raises AttributeError, which
+    costs the request path nothing), and ``fixed`` is the table's shared decision.
     Otherwise ``sticky`` maps a stored cohort to its decision; a rolled-back route has no
     entry for ``"canary"``: those sessions drain until ``drain_until`` (epoch seconds),
     then get ``reset`` once and ``stable`` afterwards. ``session_key`` namespaces stored
@@ -64,13 +91,13 @@ class Route:
     """
 
     __slots__ = (
+        "_fixed",
         "alias",
         "basis_points",
         "canary",
         "candidate",
         "drain_seconds",
         "drain_until",
-        "fixed",
         "mode",
         "paused",
         "percent",
@@ -118,12 +145,24 @@ class Route:
         # first applied the rollback (router.py), not from ``since``.
         self.drain_seconds = 0
         self.stable = stable
-        self.fixed = fixed
+        if mode != PINNED or fixed is None:  # see the class docstring
+            self._fixed = fixed
         # For routes without a candidate, canary and reset are the stable decision and
         # are never served.
         self.canary = canary
         self.reset = reset
         self.sticky = sticky
+
+    @property
+    def fixed(self) -> Decision | None:
+        try:
+            return self._fixed
+        except AttributeError:  # a pinned route not resolved yet
+            return self.stable
+
+    @fixed.setter
+    def fixed(self, decision: Decision | None) -> None:
+        self._fixed = decision
 
 
 class TenantPolicy(NamedTuple):

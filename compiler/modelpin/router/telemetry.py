@@ -5,11 +5,14 @@ updates in place (no label lookup, no lock, no allocation once a row exists), an
 collector turns them into Prometheus families when scraped. The names and labels come
 from ``metric_names`` (the one registry the signals policy also reads).
 
-Pre-bound rows: when a table is installed, every route in rollout gets decisions of its
-own, each carrying the row of its (tenant, alias, cohort) (``bind``). ``record`` then
-finds the row on the decision ``resolve`` handed out, with no lookup at all; any other
-decision (pinned routes share theirs across the table) is looked up by tenant, alias
-and cohort. Rows outlive tables: a new table's decisions are bound to the same rows.
+Bound decisions: every decision ``resolve`` hands out carries the row of its (tenant,
+alias, cohort) (``_row``) and an ``observe``. A route in rollout gets decisions of its
+own when its table is installed (``bind``); a pinned route gets its own on its first
+resolve in a table (``bind_decision``, called by the router; binding the ~100,000s of
+pinned routes of a big table at install would cost tens of MB and seconds). ``record``
+then finds the row on the decision with no lookup; a decision no router handed out is
+looked up by tenant, alias and cohort. Rows outlive tables: a new table's decisions
+are bound to the same rows (and buffers).
 
 Thread safety (the guarantee, and what it rests on): a row update is a handful of
 ``row[i] += x`` on a list of floats. On a CPython build with the GIL, a float add and
@@ -20,6 +23,22 @@ a free-threaded build (``sys._is_gil_enabled()`` false) that does not hold, and 
 update takes the telemetry's lock instead. Rows are created under the lock; a scrape
 copies each row in one C call, so a row is read whole (a request that is between two
 of its increments shows up in the next scrape).
+
+The healthy request (a latency, nothing else): ``decision.observe(seconds)`` is the
+bound ``append`` of an ``array('d')`` kept per row: one C call, no Python frame, no
+lock, no object kept (8 bytes per request). The buffered latencies are folded into the
+row (``_TIMED += n``, ``_LAT_SUM += sum``) by ``flush``: at every scrape and every
+``value()`` (so exported counters are exact and monotonic), at every ``refresh()``,
+and about every second from a started router's poll thread. Memory is bounded by
+8 bytes per request observed between two folds; a router that is neither started nor
+refreshed nor scraped keeps them until ``router.telemetry.flush()``. Why the fold loses
+nothing under the GIL: it takes ``n = len(buf)``, sums ``buf[:n]`` and deletes
+``buf[:n]``, each one C call; ``append`` only ever extends the end, so the first ``n``
+entries are the same ones throughout, and an append that lands meanwhile stays in the
+buffer for the next fold. Folds are serialised by ``_fold_lock`` (two folders would
+take the same entries twice). With an event sink, or on a free-threaded build,
+``observe`` is a Python function instead: it goes through ``record`` (which emits the
+per-request event) or takes the lock, as ``record`` does there.
 
 Rows for every route in rollout (stable + canary, stable + shadow) are created at zero
 when a table is installed, so each series exists before its first event and
@@ -39,6 +58,7 @@ import sys
 import threading
 import time
 import weakref
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -146,6 +166,9 @@ class RouterTelemetry:
         self._rows: Rows = {}
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()  # row updates, on a free-threaded build only
+        # (tenant, alias, cohort) -> (row, latency buffer) of rows with bound decisions
+        self._buffers: dict[tuple[str, str, str], tuple[list[float], array[float]]] = {}
+        self._fold_lock = threading.Lock()
         # (tenant, alias, cohort, coercion) -> count; (tenant, alias) -> comparisons;
         # (tenant, alias, tool, kind) -> drift count.  Rare paths: plain dicts.
         self.coercions_applied: dict[tuple[str, str, str, str], int] = {}
@@ -155,6 +178,7 @@ class RouterTelemetry:
         self.event_errors = 0
         self.trips_applied = 0
         self.trip_poll_errors = 0
+        self._atomic = GIL_ATOMIC  # read once: observe and record pick their path by it
         if not GIL_ATOMIC:  # free-threaded build: every row update under the lock
             self.record = self._locked_record  # type: ignore[method-assign]
         _exporter_for(registry).add(self)
@@ -203,9 +227,7 @@ class RouterTelemetry:
                 return d
             b = own.get(id(d))
             if b is None:
-                row = self.row(route.tenant, route.alias, d.cohort)
-                b = own[id(d)] = Decision(d.model, d.cohort, d.shadow, d.serial,
-                                          d.session_reset, d.shadow_comparison_only, row)
+                b = own[id(d)] = self.bind_decision(route.tenant, route.alias, d)
             return b
 
         route.stable = bound(route.stable)
@@ -216,8 +238,60 @@ class RouterTelemetry:
         if route.sticky:
             route.sticky = {c: bound(d) for c, d in route.sticky.items()}
 
+    def bind_decision(self, tenant: str, alias: str, shared: Decision) -> Decision:
+        """A copy of ``shared`` carrying the row of (tenant, alias, its cohort) and an
+        ``observe`` counting into it (see the module docstring). Two threads binding the
+        same route at once get two decisions on the one row and buffer."""
+        cohort = shared.cohort
+        row = self.row(tenant, alias, cohort)
+        observe: Callable[[float], None]
+        if self._events is not None:  # the per-request event: through record
+            record = self.record
+
+            def observe(latency_seconds: float) -> None:
+                record(tenant, alias, shared, latency_seconds)
+
+        elif not self._atomic:  # free-threaded: under the lock, as record is there
+            lock = self._count_lock
+
+            def observe(latency_seconds: float) -> None:
+                with lock:
+                    row[_LAT_SUM] += latency_seconds
+                    row[_TIMED] += 1.0
+
+        else:
+            key = (tenant, alias, cohort)
+            held = self._buffers.get(key)
+            if held is None:
+                with self._lock:
+                    held = self._buffers.setdefault(key, (row, array("d")))
+            observe = held[1].append
+        return Decision(shared.model, cohort, shared.shadow, shared.serial,
+                        shared.session_reset, shared.shadow_comparison_only, row, observe)
+
+    def flush(self) -> int:
+        """Fold the latencies ``observe`` buffered into the counters; the number folded.
+        Scrapes, ``value()``, ``Router.refresh()`` and a started router's poll thread
+        (about every second) call it; call it yourself only on a router that is none of
+        those, to bound the buffers (8 bytes per observed request)."""
+        with self._fold_lock:
+            return self._fold()
+
+    def _fold(self) -> int:  # under _fold_lock
+        folded = 0
+        for row, buf in list(self._buffers.values()):
+            n = len(buf)
+            if n:
+                total = sum(buf[:n])
+                del buf[:n]  # appends meanwhile went after the first n: they stay
+                row[_LAT_SUM] += total
+                row[_TIMED] += n
+                folded += n
+        return folded
+
     def value(self, tenant: str, alias: str, cohort: str, metric: mn.MetricName) -> float:
         """The current value of one counter, or a summary's count (tests, status pages)."""
+        self.flush()
         found = self._rows.get(tenant, {}).get(alias, {}).get(cohort)
         if found is None:
             return 0.0
@@ -446,13 +520,15 @@ class RouterTelemetry:
     # --- export ----------------------------------------------------------------------
 
     def _snapshot(self) -> list[tuple[str, str, str, list[float]]]:
-        with self._lock:
-            return [
-                (t, a, c, _view(row))
-                for t, by_alias in self._rows.items()
-                for a, by_cohort in by_alias.items()
-                for c, row in by_cohort.items()
-            ]
+        with self._fold_lock:  # folded, then copied with no fold in between
+            self._fold()
+            with self._lock:
+                return [
+                    (t, a, c, _view(row))
+                    for t, by_alias in self._rows.items()
+                    for a, by_cohort in by_alias.items()
+                    for c, row in by_cohort.items()
+                ]
 
 
 def _check_answer(refused: object, format_ok: object, response_tokens: object) -> None:
