@@ -419,3 +419,22 @@ def test_effect_of_a_suite_edit_on_rollouts_in_flight(gate: Gate) -> None:
     effects = outcome.document["summary"]["shown"]["effects"]  # type: ignore[index]
     assert any(e["tenant"] == "std-a" and "now blocked" in e["message"]
                and "other cases" in e["message"] for e in effects), effects
+
+
+@pytest.mark.parametrize("bound", [False, True], ids=["older-run", "bound"])
+def test_plan_and_explain_mark_evidence_of_older_runs(gate: Gate, bound: bool) -> None:
+    """Evidence without suite_sha256 still counts (it ages out), but plan and explain say
+    its suite content was not recorded; bound evidence carries no such mark."""
+    from tests.gate.harness import NOW, run_cli
+
+    pr = gate.pull_request(suite_base(bound=bound))
+    advance_std_a(pr)
+    pr.commit()
+    plan = pr.plan(fmt="markdown")
+    assert plan.exit_code == 0, plan.explain()
+    marked = "std-a/primary: evidence records no suite\\_sha256" in plan.stdout
+    assert marked is not bound, plan.explain()
+    explain = run_cli(["explain", "std-a", "--repo", str(pr.root), "--rev", "pr", "--now", NOW,
+                       "--no-cache"])
+    assert explain.exit_code == 0, explain.explain()
+    assert ("suite content not recorded" in explain.stdout) is not bound, explain.explain()

@@ -113,6 +113,9 @@ class EvidenceCheck:
     reasons: tuple[Reason, ...]
     authenticity: Authenticity | None = None
     """How the evidence stands with the trust list (``unauthenticated``: plan marks it)."""
+    unbound: bool = False
+    """The suite is held in the repository but the evidence records no ``suite_sha256``
+    (a run from before content binding: it counts while unchanged; plan marks it)."""
 
     @property
     def passes(self) -> bool:
@@ -133,6 +136,8 @@ class EvidenceCheck:
             text += ", UNAUTHENTICATED (unsigned, no evaluator keys configured)"
         elif auth is not None:
             text += ", NOT COUNTED (signature)"
+        if self.unbound:
+            text += ", suite content not recorded (no suite_sha256: an older run)"
         return text
 
 
@@ -327,7 +332,8 @@ def evidence_gate(
     models = [rules.models] if rules is fleet else [rules.models, fleet.models]
     reasons += judge_reasons(evidence, pin, candidate, models, now, file)
     reasons += suite_digest_reasons(evidence, rules.suite_sources, file, new=False)
-    return EvidenceCheck(evidence, tuple(reasons), auth)
+    unbound = evidence.suite_sha256 is None and evidence.suite.id in rules.suite_sources
+    return EvidenceCheck(evidence, tuple(reasons), auth, unbound)
 
 
 def evidence_change_reasons(

@@ -116,6 +116,12 @@ def _inconclusive(
             out.append(PlanWarning(
                 "MP130", f"{change.tenant}/{change.alias}: evidence is UNAUTHENTICATED "
                 "(unsigned; no evaluator keys in policies/evaluators.yaml)", (change.tenant,)))
+        if check.evidence is not None and check.unbound:
+            out.append(PlanWarning(
+                "MP133", f"{change.tenant}/{change.alias}: evidence records no suite_sha256 "
+                f"(a run from before content binding): suite {check.evidence.suite.id} "
+                f"v{check.evidence.suite.version} cannot be checked against what it ran; it "
+                "counts until evidence_max_age retires it", (change.tenant,)))
         rollout = tenant.aliases[change.alias].rollout
         if rollout is not None and any(
             head.fleet.approval_verdicts.get((change.tenant, change.alias, i)) is not None
