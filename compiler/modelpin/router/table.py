@@ -32,10 +32,10 @@ FAILURE_POLICIES: Final = frozenset({FALLBACK_STABLE, STRUCTURED_ERROR})
 def _not_handed_out(latency_seconds: float) -> None:
     """``observe`` of a decision no router handed out: it carries no counters."""
     raise UnboundDecisionError(
-        "Decision.observe: this decision was not handed out by Router.resolve (it is "
-        "shared across the table and carries no counters); observe on the decision "
-        "resolve returned, or report with router.record(tenant, alias, decision, "
-        "latency=...)"
+        "Decision.observe: this decision was not handed out by Router.resolve (a "
+        "table's shared decision, or one built by hand: it carries no counters); "
+        "observe on the decision resolve returned, or report with "
+        "router.record(tenant, alias, decision, latency=...)"
     )
 
 
@@ -52,11 +52,11 @@ class Decision:
     gateway should drop conversation state that depended on the candidate.
 
     ``observe(latency_seconds)`` reports a healthy request: it finished in that many
-    seconds and there is nothing else to report (no tool-call outcome, task, error or
-    similarity; for those use ``Router.record``). On a decision ``resolve`` handed out
-    it is a single C call (the ``append`` of the route's latency buffer, folded into
-    the counters at every scrape; ``telemetry.py``); on a decision no router handed out
-    it raises ``UnboundDecisionError`` rather than drop the count.
+    seconds and there is nothing else to report (no task, error, similarity, answer
+    signal or unchecked tool call; for those use ``Router.record``). On a decision
+    ``resolve`` handed out it is a single C call (the ``append`` of the route's latency
+    buffer, folded into the counters at every scrape; ``telemetry.py``); on a decision
+    no router handed out it raises ``UnboundDecisionError`` rather than drop the count.
 
     ``_row`` is private to the router: the telemetry counters of the route and cohort
     this decision was handed out for (``telemetry.RouterTelemetry.bind``), or None for
@@ -145,7 +145,7 @@ class Route:
         # first applied the rollback (router.py), not from ``since``.
         self.drain_seconds = 0
         self.stable = stable
-        if mode != PINNED or fixed is None:  # see the class docstring
+        if mode != PINNED:  # a pinned route's is bound on its first resolve (see above)
             self._fixed = fixed
         # For routes without a candidate, canary and reset are the stable decision and
         # are never served.
