@@ -97,6 +97,20 @@ def test_a_signal_no_alias_reports_is_a_note_and_no_data() -> None:
     assert "no data" in verdict["refusal_rate"].reason
 
 
+def test_series_at_zero_are_a_note_too() -> None:
+    """A router exports every cell of a row from its first request: a gateway that never
+    reports refusals leaves their series at zero, which is no data, not a steady 0%."""
+    values = {**VALUES, mn.REFUSALS.sample: (0, 0), mn.REFUSAL_CHECKS.sample: (0, 0)}
+    api, _ = _prometheus(values)
+    batch = PrometheusDrift(api).drift_all([KEY])
+    [note] = batch.notes
+    assert "no data for refusal_rate" in note
+    baseline, now = batch.windows[KEY]
+    verdict = {v.signal: v for v in judge_drift(*KEY, "m", baseline, now).verdicts}
+    assert verdict["refusal_rate"].result == "inconclusive"
+    assert "too few samples" in verdict["refusal_rate"].reason
+
+
 def test_nothing_at_all_is_four_notes_and_no_windows() -> None:
     api, _ = _prometheus({})
     batch = PrometheusDrift(api).drift_all([KEY])

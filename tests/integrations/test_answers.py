@@ -27,6 +27,13 @@ SCHEMA = {"type": "object", "required": ["label"],
           "properties": {"label": {"enum": ["positive", "negative"]}},
           "additionalProperties": False}
 JSON_OBJECT = {"response_format": {"type": "json_object"}}
+
+
+def _schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"response_format": {"type": "json_schema",
+                                "json_schema": {"name": "x", "schema": schema}}}
+
+
 JSON_SCHEMA = {"response_format": {"type": "json_schema",
                                    "json_schema": {"name": "label", "schema": SCHEMA,
                                                    "strict": True}}}
@@ -76,6 +83,20 @@ def completion(content: str | None = "ok", *, refusal: str | None = None,
      completion('{"a": 1}'), AnswerSignals(False, None, 12)),
     ({"response_format": {"type": "text"}}, completion("{"), AnswerSignals(False, None, 12)),
     ({"response_format": "json"}, completion("{"), AnswerSignals(False, None, 12)),
+    # attacks on the proxy's event loop through the client's schema and the model's
+    # answer: a backtracking regex, pairwise item comparison, a huge answer: not
+    # validated (judged only on being JSON), so nothing runs long
+    (_schema({"type": "object", "properties": {"s": {"type": "string",
+                                                     "pattern": "^(a+)+$"}}}),
+     completion(json.dumps({"s": "a" * 40 + "!"})), AnswerSignals(False, None, 12)),
+    (_schema({"type": "object", "patternProperties": {"^(a+)+$": {"type": "string"}}}),
+     completion(json.dumps({"a" * 40 + "!": "x"})), AnswerSignals(False, None, 12)),
+    (_schema({"type": "array", "uniqueItems": True}),
+     completion(json.dumps([{}] * 50_000)), AnswerSignals(False, None, 12)),
+    (_schema({"type": "array", "items": {"type": "integer"}}),
+     completion(json.dumps(list(range(20_000)))), AnswerSignals(False, None, 12)),
+    (_schema({"type": "object", "properties": {"s": {"pattern": "^a$"}}}),
+     completion("not json"), AnswerSignals(False, False, 12)),  # still not JSON: fails
     # n > 1: any refused choice is a refusal; every answered choice must keep the format
     (JSON_OBJECT, {"choices": [completion('{"a": 1}')["choices"][0],
                                completion("nope")["choices"][0]],

@@ -17,8 +17,9 @@ the one registry), for all four drift signals of :data:`~.drift.DRIFT_SIGNALS`:
 Every number goes through the validation the telemetry JSON's goes through
 (:func:`~.telemetry.rate_observation`, :func:`~.telemetry.drift_rate_observation`,
 :func:`~.telemetry.length_observation`): impossible data is refused per alias and
-window, never clamped. A signal whose series no pinned alias has (gateways that do not
-report it) is named in a note; its verdicts say "no data".
+window, never clamped. A signal no pinned alias has a trial of in either window (no
+series, or series at zero: gateways that do not report it) is named in a note; its
+verdicts say "no data" or "too few samples".
 
 The series carry no model version, so a baseline is only the pin's own when the pin
 did not change since the baseline window began: the caller passes when each alias's
@@ -165,7 +166,8 @@ class PrometheusDrift:
                     parts = [values.get((s, baseline), {}).get(key) for s in series.samples]
                     if any(v is None for v in parts):
                         continue
-                    seen.add(signal)
+                    if parts[1]:  # trials (or answers measured): the signal is reported
+                        seen.add(signal)
                     try:
                         pair[side][signal] = series.observe(*parts)
                     except InvalidObservation as exc:

@@ -8,7 +8,10 @@ length. Pure functions over the OpenAI chat-completions shapes (a completion as 
   ``json_object`` or ``json_schema``): every choice's content parses as JSON, and for
   ``json_schema`` is valid against the schema. A refusal, or a choice that called tools
   instead of answering, is not judged for format (the refusal counts as a refusal, not
-  twice). A schema that is itself invalid cannot be judged: None.
+  twice). A schema that is itself invalid cannot be judged: None. Validation is kept
+  cheap whatever the answer: a schema with a regex (``pattern``, ``patternProperties``)
+  or ``uniqueItems``, or an answer over 64 KiB, is judged only on being JSON (not JSON:
+  False; JSON: None).
 - ``response_tokens``: ``usage.completion_tokens`` (all choices), when reported.
 
 A value that cannot be judged from the answer is None: ``record`` then counts nothing
@@ -29,6 +32,13 @@ from jsonschema import validators
 from modelpin.router.telemetry import MAX_RESPONSE_TOKENS
 
 JSON_FORMATS: Final = frozenset({"json_object", "json_schema"})
+#: Schema keywords whose cost the answer (the model, steered by the client's prompt) can
+#: make explode: a backtracking regex (``re`` holds the GIL: the proxy's event loop would
+#: stall), or pairwise comparison of array items. A schema naming any of them is not
+#: validated: its answers are judged only on whether they are JSON.
+UNBOUNDED_KEYWORDS: Final = frozenset({"pattern", "patternProperties", "uniqueItems"})
+#: Larger answers are judged only on whether they are JSON (validation stays cheap).
+MAX_VALIDATED_CHARS: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +100,29 @@ def _format_ok(response_format: object,
         except (ValueError, RecursionError):
             return False
         if schema is not None:
+            if len(content) > MAX_VALIDATED_CHARS or _names_unbounded(schema):
+                return None  # JSON, but not checked against this schema
             valid = _valid(json.dumps(schema, sort_keys=True), value)
             if valid is None:
                 return None
             if not valid:
                 return False
     return True if judged else None
+
+
+def _names_unbounded(schema: Any) -> bool:
+    """Whether a keyword of ``UNBOUNDED_KEYWORDS`` appears anywhere in ``schema``
+    (conservatively: also as a property's name)."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            if UNBOUNDED_KEYWORDS.intersection(node):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _not_json(name: str) -> Any:
