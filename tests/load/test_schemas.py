@@ -104,3 +104,17 @@ def test_a_file_that_breaks_a_per_file_rule_fails_its_schema(
     [path] = [p for p in folder.rglob("*") if p.is_file() and p.name != "expected.yaml"]
     rel = str(path.relative_to(folder))
     assert not _validator(schemas[_schema_name(rel)]).is_valid(_data(path))
+
+
+def test_the_committed_editor_schemas_are_what_modelpin_schema_writes(
+        tmp_path: Path) -> None:
+    """``schemas/`` in the repository (what editors and the README point at) must not lag
+    the models: a field added to a model without ``modelpin schema`` would make editors
+    flag valid files (or accept invalid ones)."""
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    committed = Path(__file__).resolve().parents[2] / "schemas"
+    written = {p.name: p.read_bytes() for p in tmp_path.glob("*.schema.json")}
+    stale = sorted(name for name, data in written.items()
+                   if not (committed / name).is_file() or (committed / name).read_bytes() != data)
+    assert stale == [], f"run `modelpin schema` and commit: {stale}"
+    assert sorted(p.name for p in committed.glob("*.schema.json")) == sorted(written)

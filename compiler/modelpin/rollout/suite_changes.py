@@ -32,8 +32,8 @@ SUITE_RULES = {
     "MP127": ("a BETS suite named by a tenant's bets_suite cannot be removed or renamed",
               "point the tenants' bets_suite at another suite first, in its own change"),
 }
-"""code -> (the rule, the hint): the one statement of the suite rules (docs and
-diagnostics read it)."""
+"""code -> (the rule, the hint): the one statement of the suite rules; the diagnostics
+take their hints from here, and docs/trust-boundary.md ("BETS suites") lists them."""
 
 MAX_IDS_SHOWN = 5
 
